@@ -1,0 +1,258 @@
+"""``bench``: a thin command-line layer over the library (runner, splits, methods, metrics)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from idlora_bench.errors import BenchError
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+def _progress(items: Iterable[Any], label: str, total: int) -> Iterable[Any]:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        task = progress.add_task(label, total=total)
+        for item in items:
+            yield item
+            progress.advance(task)
+
+
+def _fmt(value: float, digits: int = 3) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def print_summary(summary: pd.DataFrame, title: str) -> None:
+    """Rows methods, columns metric families: mean [95% CI] and coverage."""
+    table = Table(title=title, show_lines=False)
+    table.add_column("method", style="bold")
+    families = list(dict.fromkeys(summary["metric"]))
+    for family in families:
+        direction = summary.loc[summary["metric"] == family, "direction"].iloc[0]
+        table.add_column(f"{family} {'↑' if direction == 'higher' else '↓'}", justify="right")
+    for method, group in summary.groupby("method", sort=False):
+        cells = []
+        for family in families:
+            row = group[group["metric"] == family]
+            if row.empty:
+                cells.append("")
+                continue
+            r = row.iloc[0]
+            coverage = f"{int(r.n_ok)}/{int(r.n_pairs)}"
+            cells.append(f"{_fmt(r['mean'])} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]\ncov {coverage}")
+        table.add_row(str(method), *cells)
+    console.print(table)
+    console.print("mean [Student-t 95% CI] over scored pairs; cov = scored / all pairs (failures are counted, "
+                  "never dropped).")
+
+
+# ----------------------------------------------------------------------------------------------- commands
+def cmd_run(args: argparse.Namespace) -> int:
+    from idlora_bench import runner
+
+    methods = [m for item in args.method for m in item.split(",") if m]
+    if args.out and len(methods) > 1:
+        raise BenchError("--out names one run folder: give one --method, or use --runs-root for several")
+    summaries, failures = [], []
+    for method in methods:
+        out = Path(args.out) if args.out else runner.default_run_dir(args.split, method, args.seed, Path(args.runs_root))
+        outcome = runner.run(method, args.split, profile=args.profile, seed=args.seed, out_dir=out,
+                             data_root=args.data_root, cache_path=args.cache, device=args.device,
+                             metrics=args.metrics, progress=_progress)
+        summaries.append(outcome.summary)
+        failures.append(outcome.results[outcome.results["status"] == "failed"])
+        err_console.print(f"[green]{method}[/]: results in {outcome.run_dir} ({outcome.counts})")
+    print_summary(pd.concat(summaries), f"{args.split} split, profile {args.profile}, seed {args.seed}")
+    _print_failures(pd.concat(failures))
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from idlora_bench import runner
+
+    outcome = runner.score_outputs(Path(args.outputs), args.split, name=args.name, profile=args.profile,
+                                   data_root=args.data_root, cache_path=args.cache, device=args.device,
+                                   metrics=args.metrics, out_dir=Path(args.out) if args.out else None,
+                                   progress=_progress)
+    err_console.print(f"results in {outcome.run_dir}")
+    print_summary(outcome.summary, f"{args.split} split, profile {args.profile}")
+    _print_failures(outcome.results[outcome.results["status"] == "failed"])
+    return 0
+
+
+def _print_failures(failed: pd.DataFrame) -> None:
+    if failed.empty:
+        return
+    table = Table(title="failed samples (counted in coverage)")
+    for column in ("method", "pair_id", "metric", "reason"):
+        table.add_column(column, overflow="fold")
+    for row in failed.itertuples():
+        table.add_row(row.method, row.pair_id, row.metric, row.reason)
+    console.print(table)
+
+
+def cmd_splits(args: argparse.Namespace) -> int:
+    from idlora_bench import splits
+
+    if args.action == "list":
+        table = Table(title="splits")
+        for column in ("name", "version", "media", "pairs", "speakers", "kinds"):
+            table.add_column(column, no_wrap=column == "name")
+        registry = splits.split_registry()
+        for name in registry.names():
+            card, _ = splits.load_card(name)
+            kinds = ", ".join(f"{k} {v}" for k, v in card.expected.kinds.items())
+            table.add_row(name, card.version, card.media, str(card.expected.pairs), str(card.expected.speakers),
+                          kinds)
+        console.print(table)
+        return 0
+    if not args.name:
+        raise BenchError(f"bench splits {args.action} needs a split name")
+    if args.action == "show":
+        card, directory = splits.load_card(args.name)
+        console.print(f"[bold]{card.name}[/] v{card.version} ({directory})")
+        for key, value in card.model_dump().items():
+            if key not in ("name", "version"):
+                console.print(f"[cyan]{key}[/]: {value}")
+        return 0
+    split = splits.load_split(args.name, args.data_root)
+    report = splits.validate_split(split, check_media=True, decode_media=args.decode)
+    if report.ok:
+        console.print(f"[green]split {args.name} is valid[/]: {report.counts}, every media file present with "
+                      f"matching sha256{' and decodable' if args.decode else ''}")
+        return 0
+    err_console.print(f"[red]split {args.name} is INVALID ({len(report.problems)} problem(s)):[/]")
+    for problem in report.problems:
+        err_console.print(f"  - {problem}")
+    return 1
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from idlora_bench.methods import METHODS
+
+    table = Table(title="methods")
+    table.add_column("name")
+    table.add_column("description")
+    for name in METHODS.names():
+        table.add_row(name, METHODS.get(name).description)
+    console.print(table)
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from idlora_bench.metrics import METRICS, PROFILES
+
+    table = Table(title="metrics")
+    for column in ("profile", "name", "version", "direction", "needs", "description"):
+        table.add_column(column, overflow="fold")
+    for profile, names in PROFILES.items():
+        for name in names:
+            metric = METRICS.get(name)
+            table.add_row(profile, name, metric.version, metric.direction,
+                          ", ".join(sorted(metric.needs)), metric.description)
+    console.print(table)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from idlora_bench import provenance
+    from idlora_bench.errors import WeightsError
+    from idlora_bench.metrics import METRICS, PROFILES
+
+    console.print(f"idlora-bench {provenance.package_version()} (git {provenance.git_state()[0]}), "
+                  f"python {provenance.python_version()}")
+    for name, version in provenance.library_versions().items():
+        console.print(f"  {name} {version}")
+    problems = 0
+    for profile, names in PROFILES.items():
+        console.print(f"[bold]profile {profile}[/]")
+        for name in names:
+            for weights in METRICS.get(name).weights:
+                try:
+                    path = weights.verify()
+                    console.print(f"  [green]ok[/] {name}: {weights.name} ({path})")
+                except WeightsError as exc:
+                    problems += 1
+                    console.print(f"  [red]missing[/] {name}: {exc}")
+    return 0 if problems == 0 else 1
+
+
+# ----------------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description="idlora-bench: identity-driven audio-video "
+                                     "personalization benchmark")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def scoring_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--split", required=True, help="split name (bench splits list)")
+        p.add_argument("--profile", default="offline", help="metric profile (bench metrics list)")
+        p.add_argument("--metrics", nargs="+", help="only these metrics of the profile (names or families)")
+        p.add_argument("--data-root", type=Path, help="media root of external splits ($IDLORA_BENCH_DATA)")
+        p.add_argument("--cache", type=Path, help="feature cache file ($IDLORA_BENCH_CACHE)")
+        p.add_argument("--device", default="cpu", help="torch device for metric models (cpu, cuda, cuda:1)")
+
+    run = sub.add_parser("run", help="generate (resumable) -> score -> summary")
+    run.add_argument("--method", required=True, action="append", help="method name(s), comma-separated or repeated")
+    scoring_options(run)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--out", help="run folder (one method); default RUNS_ROOT/SPLIT/METHOD-seedN")
+    run.add_argument("--runs-root", default="runs", help="where run folders go (default: runs)")
+    run.set_defaults(func=cmd_run)
+
+    score = sub.add_parser("score", help="score videos made elsewhere (<pair_id>.mp4 per pair)")
+    score.add_argument("--outputs", required=True, help="folder of <pair_id>.mp4 files")
+    score.add_argument("--name", help="method name to record (default external:<folder>)")
+    score.add_argument("--out", help="where results go (default: the outputs folder)")
+    scoring_options(score)
+    score.set_defaults(func=cmd_score)
+
+    splits_parser = sub.add_parser("splits", help="the split registry")
+    splits_parser.add_argument("action", choices=["list", "show", "validate"])
+    splits_parser.add_argument("name", nargs="?")
+    splits_parser.add_argument("--data-root", type=Path)
+    splits_parser.add_argument("--decode", action="store_true", help="validate: also decode every media file")
+    splits_parser.set_defaults(func=cmd_splits)
+
+    methods_parser = sub.add_parser("methods", help="method adapters")
+    methods_parser.add_argument("action", choices=["list"])
+    methods_parser.set_defaults(func=cmd_methods)
+
+    metrics_parser = sub.add_parser("metrics", help="metrics and profiles")
+    metrics_parser.add_argument("action", choices=["list"])
+    metrics_parser.set_defaults(func=cmd_metrics)
+
+    doctor = sub.add_parser("doctor", help="environment and weights: what is missing and how to fix it")
+    doctor.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=err_console, show_path=False)])
+    try:
+        from idlora_bench.plugins import load_plugins
+
+        load_plugins()
+        return args.func(args)
+    except BenchError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
