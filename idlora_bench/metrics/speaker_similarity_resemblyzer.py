@@ -2,7 +2,7 @@
 
 Audio: mono, 16 kHz; resemblyzer's preprocessing (volume normalised to -30 dBFS, increase only; long
 silences trimmed by WebRTC VAD), then partial 1.6 s windows averaged into one 256-d unit embedding.
-A file with less than ``min_speech_s`` seconds of speech left after trimming fails with ``no_speech``.
+Audio whose peak is below ``silence_peak`` (-60 dBFS) or with less than ``min_speech_s`` seconds of speech left after trimming fails with ``no_speech``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class SpeakerSimilarityResemblyzer(Metric):
             licence="Apache-2.0",
         ),
     )
-    params = {"sample_rate_hz": SAMPLE_RATE_HZ, "min_speech_s": 0.5, "partial_rate_per_s": 1.3}
+    params = {"sample_rate_hz": SAMPLE_RATE_HZ, "min_speech_s": 0.5, "partial_rate_per_s": 1.3, "silence_peak": 1e-3}
     description = "cosine of GE2E (resemblyzer) speaker embeddings of generated vs target audio"
 
     def _load(self, paths: dict[str, Path]) -> None:
@@ -47,6 +47,9 @@ class SpeakerSimilarityResemblyzer(Metric):
         from resemblyzer import preprocess_wav
 
         wav = media.mono(SAMPLE_RATE_HZ)
+        peak = float(np.abs(wav).max()) if len(wav) else 0.0
+        if peak < self.params["silence_peak"]:  # resemblyzer's volume normalisation turns silence into NaN
+            raise SampleFailure("no_speech", f"audio of {media.path.name} is silent (peak {peak:.2e})")
         speech = preprocess_wav(wav.astype(np.float32))
         speech_s = len(speech) / SAMPLE_RATE_HZ
         if speech_s < self.params["min_speech_s"]:

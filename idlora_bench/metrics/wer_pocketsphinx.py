@@ -3,7 +3,8 @@
 Audio: mono, 16 kHz, 16-bit PCM, one utterance. Hypothesis and the pair's transcript are normalised with
 the paper's rule (lowercase, punctuation stripped) before ``jiwer.wer``; CER is in the details. An empty
 transcription is a valid result (WER 1.0: every word deleted), not a failure: a method that generates no
-speech scores as such. PocketSphinx is a weak recogniser: absolute WER is not comparable with
+speech scores as such. Audio whose peak is below ``silence_peak`` (-60 dBFS) is not decoded (the
+recogniser hallucinates words in silence): its transcription is empty and ``silent`` is set. PocketSphinx is a weak recogniser: absolute WER is not comparable with
 Whisper-large-v3 numbers; use it to rank methods within the offline profile only.
 """
 
@@ -44,7 +45,8 @@ class WerPocketsphinx(Metric):
         WeightsFile(name=f"pocketsphinx-{file}", source=_PACKAGE + file, sha256=sha, licence="BSD-2-Clause (CMU)")
         for file, sha in _FILES.items()
     )
-    params = {"sample_rate_hz": SAMPLE_RATE_HZ, "normalisation": "paper: lowercase, strip punctuation"}
+    params = {"sample_rate_hz": SAMPLE_RATE_HZ, "normalisation": "paper: lowercase, strip punctuation",
+              "silence_peak": 1e-3}
     description = "word error rate of a PocketSphinx transcription of the generated audio vs the transcript"
 
     def _load(self, paths: dict[str, Path]) -> None:
@@ -61,12 +63,15 @@ class WerPocketsphinx(Metric):
 
     def extract(self, media: DecodedMedia) -> Features:
         wav = media.mono(SAMPLE_RATE_HZ)
+        peak = float(np.abs(wav).max()) if len(wav) else 0.0
+        if peak < self.params["silence_peak"]:  # PocketSphinx hallucinates words in silence
+            return {"hypothesis": "", "silent": True}
         pcm = (np.clip(wav, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
         self._decoder.start_utt()
         self._decoder.process_raw(pcm, full_utt=True)
         self._decoder.end_utt()
         hypothesis = self._decoder.hyp()
-        return {"hypothesis": "" if hypothesis is None else hypothesis.hypstr}
+        return {"hypothesis": "" if hypothesis is None else hypothesis.hypstr, "silent": False}
 
     def compare(self, generated: Features, target: Features | None, pair: Pair) -> Score:
         import jiwer
@@ -79,5 +84,6 @@ class WerPocketsphinx(Metric):
         cer = jiwer.cer(reference, hypothesis) if hypothesis else 1.0
         return Score(
             float(output.wer),
-            {"hypothesis": hypothesis, "reference": reference, "cer": float(cer)},
+            {"hypothesis": hypothesis, "reference": reference, "cer": float(cer),
+             "silent": bool(generated.get("silent", False))},
         )
