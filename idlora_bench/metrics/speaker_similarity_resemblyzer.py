@@ -29,7 +29,8 @@ class SpeakerSimilarityResemblyzer(Metric):
     needs = frozenset({MetricInput.GENERATED_AUDIO, MetricInput.TARGET_AUDIO})
     weights = (
         WeightsFile(
-            name="resemblyzer-ge2e",
+            model="resemblyzer-ge2e",
+            file="pretrained.pt",
             source="pypi:resemblyzer==0.1.4:pretrained.pt",
             sha256="39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
             licence="Apache-2.0",
@@ -41,7 +42,7 @@ class SpeakerSimilarityResemblyzer(Metric):
     def _load(self, paths: dict[str, Path]) -> None:
         from resemblyzer import VoiceEncoder
 
-        self._encoder = VoiceEncoder(self.device, verbose=False, weights_fpath=paths["resemblyzer-ge2e"])
+        self._encoder = VoiceEncoder(self.device, verbose=False, weights_fpath=paths["resemblyzer-ge2e/pretrained.pt"])
 
     def extract(self, media: DecodedMedia) -> Features:
         from resemblyzer import preprocess_wav

@@ -42,7 +42,8 @@ class WerPocketsphinx(Metric):
     direction = "lower"
     needs = frozenset({MetricInput.GENERATED_AUDIO, MetricInput.TRANSCRIPT})
     weights = tuple(
-        WeightsFile(name=f"pocketsphinx-{file}", source=_PACKAGE + file, sha256=sha, licence="BSD-2-Clause (CMU)")
+        WeightsFile(model="pocketsphinx-en-us", file=file, source=_PACKAGE + file, sha256=sha,
+                    licence="BSD-2-Clause (CMU)")
         for file, sha in _FILES.items()
     )
     params = {"sample_rate_hz": SAMPLE_RATE_HZ, "normalisation": "paper: lowercase, strip punctuation",
@@ -52,7 +53,7 @@ class WerPocketsphinx(Metric):
     def _load(self, paths: dict[str, Path]) -> None:
         from pocketsphinx import Decoder
 
-        model_dir = paths["pocketsphinx-en-us.lm.bin"].parent
+        model_dir = paths["pocketsphinx-en-us/en-us.lm.bin"].parent
         self._decoder = Decoder(
             hmm=str(model_dir / "en-us"),
             lm=str(model_dir / "en-us.lm.bin"),
