@@ -20,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
+from idlora_bench.errors import SampleFailure
 from idlora_bench.media import DecodedMedia
 from idlora_bench.types import Direction, MetricProvenance, Pair
 from idlora_bench.weights import WeightsFile
@@ -95,6 +96,19 @@ class Metric(ABC):
     @abstractmethod
     def extract(self, media: DecodedMedia) -> Features:
         """Per-file features. Raise SampleFailure when the file cannot be scored."""
+
+    def extract_many(self, media: list[DecodedMedia]) -> list[Features | SampleFailure]:
+        """Features of several files; metrics with batched models override this (default: one by one).
+
+        Returns, in order, the features or the :class:`SampleFailure` of each file.
+        """
+        out: list[Features | SampleFailure] = []
+        for item in media:
+            try:
+                out.append(self.extract(item))
+            except SampleFailure as failure:
+                out.append(failure)
+        return out
 
     @abstractmethod
     def compare(self, generated: Features, target: Features | None, pair: Pair) -> Score:
