@@ -41,10 +41,10 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
         else:
             self.send_response(200)
         body = data[start:]
+        _RangeHandler.sent.append(len(body))  # before writing: the client may finish before this thread resumes
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        _RangeHandler.sent.append(len(body))
 
 
 @pytest.fixture

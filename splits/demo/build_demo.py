@@ -234,7 +234,7 @@ SPEAKERS: tuple[Speaker, ...] = (
         conditions=(
             Condition(
                 video="v1",
-                framing=Framing(center_xy=(268.0, 262.0), side=380.0),
+                framing=Framing(center_xy=(268.0, 262.0), side=340.0),
                 ambient="none",
                 reverb=False,
                 visual_setting="head-and-shoulders close-up, centred, evenly lit, an American flag and "
@@ -524,6 +524,7 @@ class MouthRig:
 
 MOUTH_INTERIOR_TOP = np.array([92.0, 38.0, 42.0], np.float32)  # RGB just below the upper lip
 MOUTH_INTERIOR_BOTTOM = np.array([38.0, 12.0, 14.0], np.float32)  # RGB deep in the mouth
+TEETH = np.array([205.0, 195.0, 180.0], np.float32)  # RGB of the upper teeth
 MAX_OPENING_FRACTION = 0.10  # largest lip gap, as a fraction of the face height
 
 
@@ -568,6 +569,10 @@ def animate_frame(still: np.ndarray, rig: MouthRig, opening: float, sway: tuple[
     alpha = (np.clip(inside, 0.0, 1.0) * np.clip(gap / 1.5, 0.0, 1.0))[..., None]
     depth = np.clip(below / np.maximum(gap, 1e-3), 0.0, 1.0)[..., None]
     interior = MOUTH_INTERIOR_TOP * (1 - depth) + MOUTH_INTERIOR_BOTTOM * depth
+    # upper teeth: a light band just under the upper lip, as tall as 1/4 of the gap (at most 3 px)
+    teeth_height = np.minimum(0.25 * gap, 3.0)[..., None]
+    teeth = np.clip(teeth_height - below[..., None] + 0.5, 0.0, 1.0) * np.clip(gap[..., None] / 4.0 - 0.5, 0.0, 1.0)
+    interior = interior * (1 - teeth) + TEETH * teeth
     out = frame.astype(np.float32) * (1 - alpha) + interior * alpha
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
