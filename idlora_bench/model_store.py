@@ -5,11 +5,14 @@
   whose checksum does not match is deleted and reported; it never lands in the store.
 - ``import``: for machines without internet, copies files from a folder (e.g. a copy made elsewhere):
   every file there whose sha256 matches a card is placed where the card expects it; zip archives named
-  by a card's URL are opened and their members imported the same way.
+  by a card's URL are opened and their members imported the same way. Revision-pinned files without a
+  published checksum are found by path (``DIR/<model>/<file>`` or a Hugging Face cache snapshot
+  ``DIR/models--org--repo/snapshots/<revision>/<file>``) and their checksum is recorded on import.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from idlora_bench.errors import WeightsError
 from idlora_bench.media import file_sha256
-from idlora_bench.weights import WeightsFile, models_dir
+from idlora_bench.weights import WeightsFile, models_dir, record_checksum
 
 ProgressCallback = Callable[[str, int, int | None], None]
 """``(label, bytes_done, bytes_total)``."""
@@ -96,11 +99,18 @@ def _download_verified(weights: WeightsFile, progress: ProgressCallback | None) 
     downloads = models_dir() / "_downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     if weights.kind == "hf":
-        from huggingface_hub import hf_hub_download
+        import huggingface_hub
 
         hub = weights.hub()
         with tempfile.TemporaryDirectory(dir=downloads) as tmp:
-            fetched = Path(hf_hub_download(hub.repo_id, hub.path, revision=hub.revision, local_dir=tmp))
+            fetched = Path(huggingface_hub.hf_hub_download(hub.repo_id, hub.path, revision=hub.revision, local_dir=tmp))
+            if weights.sha256 is None:
+                url = huggingface_hub.hf_hub_url(hub.repo_id, hub.path, revision=hub.revision)
+                etag = huggingface_hub.get_hf_file_metadata(url).etag or ""
+                _check_against_hub_etag(fetched, etag, weights)
+                _place(fetched, destination)
+                record_checksum(weights.model, weights.file, file_sha256(destination))
+                return
             _verify_and_place(fetched, weights, destination)
         return
     url = weights.url()
@@ -118,15 +128,40 @@ def _download_verified(weights: WeightsFile, progress: ProgressCallback | None) 
         raise
 
 
+def _check_against_hub_etag(candidate: Path, etag: str, weights: WeightsFile) -> None:
+    """Check a file fetched at a pinned revision against the hub's metadata: LFS files carry their
+    sha256 as etag, small files the git blob sha1."""
+    etag = etag.strip('"').removeprefix("W/").strip('"')
+    data_sha256 = file_sha256(candidate)
+    if len(etag) == 64:
+        ok = etag == data_sha256
+    elif len(etag) == 40:
+        blob = hashlib.sha1(f"blob {candidate.stat().st_size}\0".encode())
+        with open(candidate, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                blob.update(chunk)
+        ok = etag == blob.hexdigest()
+    else:
+        raise WeightsError(f"{weights.name}: the hub gave no usable checksum (etag {etag!r}); nothing was installed")
+    if not ok:
+        raise WeightsError(f"{weights.name}: downloaded file does not match the hub's checksum {etag} for "
+                           f"{weights.source}; nothing was installed")
+
+
+def _place(candidate: Path, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    tmp = destination.with_name(f".{destination.name}.part")
+    shutil.copyfile(candidate, tmp)
+    os.replace(tmp, destination)
+
+
 def _verify_and_place(candidate: Path, weights: WeightsFile, destination: Path) -> None:
     """Copy ``candidate`` to ``destination`` (atomically) if its sha256 matches the card."""
     actual = file_sha256(candidate)
     if actual != weights.sha256:
         raise WeightsError(f"{weights.name}: downloaded file has sha256 {actual}, card says {weights.sha256}; "
                            f"nothing was installed (source {weights.source})")
-    tmp = destination.with_name(f".{destination.name}.part")
-    shutil.copyfile(candidate, tmp)
-    os.replace(tmp, destination)
+    _place(candidate, destination)
 
 
 def download_url(url: str, destination: Path, progress: ProgressCallback | None = None,
@@ -161,9 +196,21 @@ def import_dir(source_dir: Path, files: Iterable[WeightsFile] | None = None) -> 
     source_dir = Path(source_dir)
     if not source_dir.is_dir():
         raise WeightsError(f"{source_dir}: not a folder")
-    wanted = [w for w in (files if files is not None else all_weights()) if w.kind != "pypi"]
-    by_sha = {w.sha256: w for w in wanted if w.status() != "ok"}
+    wanted = [w for w in (files if files is not None else all_weights()) if w.kind != "pypi" and w.status() != "ok"]
     imported: list[str] = []
+    unpinned = [w for w in wanted if w.sha256 is None]
+    for weights in unpinned:  # no checksum to match: found by path, <model>/<file> or a hub snapshot folder
+        hub = weights.hub()
+        snapshot = f"models--{hub.repo_id.replace('/', '--')}/snapshots/{hub.revision}/{hub.path}"
+        for relative in (f"{weights.model}/{weights.file}", snapshot):
+            candidate = source_dir / relative
+            if candidate.is_file():
+                _place(candidate, weights.path())
+                record_checksum(weights.model, weights.file, file_sha256(weights.path()))
+                imported.append(weights.name)
+                break
+    by_sha = {w.sha256: w for w in wanted if w.sha256 is not None}
+    missing_unpinned = sorted(w.name for w in unpinned if w.name not in imported)
     for candidate in sorted(p for p in source_dir.rglob("*") if p.is_file()):
         if not by_sha:
             break
@@ -185,4 +232,4 @@ def import_dir(source_dir: Path, files: Iterable[WeightsFile] | None = None) -> 
             _verify_and_place(candidate, weights, weights.path())
             imported.append(weights.name)
             by_sha.pop(weights.sha256)
-    return ImportResult(imported, sorted(w.name for w in by_sha.values()))
+    return ImportResult(imported, sorted([w.name for w in by_sha.values()] + missing_unpinned))

@@ -10,6 +10,11 @@ Sources (``WeightsFile.source``):
 - ``url:<https://...>``: a plain download (resumable). With ``archive_member`` the URL is a zip archive
   and the file is that member of it.
 
+A card's ``sha256`` may be None only for ``hf:`` files whose checksum is not published: the file is then
+pinned by the repository revision, checked at ``bench models pull`` against the hub's own metadata for that
+revision (LFS sha256, or the git blob sha1 of small files), and its sha256 is recorded in
+``<store>/<model>/.checksums.json``; later verifications compare against that record.
+
 Downloaded files live in the model store, ``$IDLORA_BENCH_MODELS`` (default
 ``$XDG_CACHE_HOME/idlora-bench/models``), as ``<store>/<model>/<file>``.
 """
@@ -17,6 +22,7 @@ Downloaded files live in the model store, ``$IDLORA_BENCH_MODELS`` (default
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -51,7 +57,7 @@ class WeightsFile:
         model: the model's name, also its folder in the store (e.g. ``clap-htsat-unfused``).
         file: the file's path inside that folder (e.g. ``model.safetensors``).
         source: where it comes from (see the module docstring).
-        sha256: expected hex sha256 of the file.
+        sha256: expected hex sha256 of the file (None: pinned by hub revision, see the module docstring).
         licence: licence of the weights.
         size_bytes: expected size, when known (shown by ``bench models list``).
         archive_member: for ``url:`` sources that are zip archives, the member to extract.
@@ -60,7 +66,7 @@ class WeightsFile:
     model: str
     file: str
     source: str
-    sha256: str
+    sha256: str | None
     licence: str
     size_bytes: int | None = None
     archive_member: str | None = None
@@ -106,15 +112,27 @@ class WeightsFile:
             return models_dir() / self.model / self.file
         raise WeightsError(f"weights {self.name!r}: unknown source kind in {self.source!r}")
 
+    def expected_sha256(self) -> str | None:
+        """The card's sha256, or the one recorded when a revision-pinned file was pulled or imported."""
+        if self.sha256 is not None:
+            return self.sha256
+        return read_checksums(self.model).get(self.file)
+
     def verify(self) -> Path:
         """Return the verified local path; raise WeightsError if missing or mismatched."""
         path = self.path()
         if not path.is_file():
             raise WeightsError(f"weights {self.name!r}: {path} is missing. Fix: {self.fix}")
-        actual = cached_sha256(path)
-        if actual != self.sha256:
+        expected = self.expected_sha256()
+        if expected is None:
             raise WeightsError(
-                f"weights {self.name!r}: {path} has sha256 {actual}, expected {self.sha256} "
+                f"weights {self.name!r}: {path} has no recorded checksum (the card pins it by hub revision "
+                f"only, and it was not fetched by bench models pull). Fix: {self.fix}"
+            )
+        actual = cached_sha256(path)
+        if actual != expected:
+            raise WeightsError(
+                f"weights {self.name!r}: {path} has sha256 {actual}, expected {expected} "
                 f"(corrupt, partial or a different version). Fix: {self.fix}"
             )
         return path
@@ -126,6 +144,24 @@ class WeightsFile:
             return "ok"
         except WeightsError as exc:
             return "missing" if "missing" in str(exc) or "not installed" in str(exc) else "mismatch"
+
+
+def checksums_path(model: str) -> Path:
+    return models_dir() / model / ".checksums.json"
+
+
+def read_checksums(model: str) -> dict[str, str]:
+    """``file -> sha256`` recorded for a model's revision-pinned files."""
+    path = checksums_path(model)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def record_checksum(model: str, file: str, sha256: str) -> None:
+    from idlora_bench.io_utils import atomic_write_text
+
+    recorded = read_checksums(model)
+    recorded[file] = sha256
+    atomic_write_text(checksums_path(model), json.dumps(recorded, indent=2, sort_keys=True))
 
 
 def cached_sha256(path: Path) -> str:

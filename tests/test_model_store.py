@@ -150,3 +150,60 @@ def test_pypi_weights_are_not_downloadable_and_say_how_to_fix() -> None:
     card = WeightsFile("x", "y.bin", "pypi:resemblyzer==0.1.4:nope.bin", SHA, "none")
     [result] = model_store.pull([card])
     assert result.status == "not downloadable" and "--force-reinstall 'resemblyzer==0.1.4'" in result.message
+
+
+def _hub_card() -> WeightsFile:
+    return WeightsFile(model="clap", file="config.json", source="hf:org/repo@0123abcd:config.json",
+                       sha256=None, licence="apache-2.0")
+
+
+def _fake_hub(monkeypatch: pytest.MonkeyPatch, payload: bytes, etag: str) -> None:
+    import huggingface_hub
+
+    def fake_download(repo_id: str, filename: str, *, revision: str, local_dir: str) -> str:
+        path = Path(local_dir) / filename
+        path.write_bytes(payload)
+        return str(path)
+
+    class Meta:
+        pass
+
+    meta = Meta()
+    meta.etag = etag  # type: ignore[attr-defined]
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", lambda url: meta)
+
+
+def test_revision_pinned_file_is_checked_against_hub_blob_sha1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IDLORA_BENCH_MODELS", str(tmp_path / "store"))
+    payload = b'{"hidden_size": 8}'
+    git_sha1 = hashlib.sha1(b"blob %d\0" % len(payload) + payload).hexdigest()
+    card = _hub_card()
+    with pytest.raises(WeightsError, match="missing"):
+        card.verify()
+    _fake_hub(monkeypatch, payload, f'"{git_sha1}"')
+    assert model_store.pull([card])[0].status == "downloaded"
+    assert card.expected_sha256() == hashlib.sha256(payload).hexdigest()  # recorded at pull
+    card.path().write_bytes(payload + b" ")  # tampered afterwards
+    with pytest.raises(WeightsError, match="has sha256"):
+        card.verify()
+
+
+def test_revision_pinned_file_with_wrong_hub_checksum_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IDLORA_BENCH_MODELS", str(tmp_path / "store"))
+    _fake_hub(monkeypatch, b"weights", "f" * 64)
+    card = _hub_card()
+    [result] = model_store.pull([card])
+    assert result.status == "failed" and "does not match the hub's checksum" in result.message
+    assert not card.path().exists()
+
+
+def test_revision_pinned_file_imports_from_a_hub_cache_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IDLORA_BENCH_MODELS", str(tmp_path / "store"))
+    snapshot = tmp_path / "hf" / "models--org--repo" / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    card = _hub_card()
+    outcome = model_store.import_dir(tmp_path / "hf", [card])
+    assert outcome.imported == ["clap/config.json"] and outcome.missing == []
+    assert card.status() == "ok"
