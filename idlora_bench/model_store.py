@@ -115,12 +115,18 @@ def _download_verified(weights: WeightsFile, progress: ProgressCallback | None) 
         return
     url = weights.url()
     fetched = downloads / (Path(url.split("?")[0]).name or "download")
-    download_url(url, fetched, progress)
     if weights.archive_member:
-        with zipfile.ZipFile(fetched) as archive, tempfile.TemporaryDirectory(dir=downloads) as tmp:
-            extracted = Path(archive.extract(weights.archive_member, tmp))
-            _verify_and_place(extracted, weights, destination)
+        if not fetched.is_file():  # one archive serves all its members: download it once
+            download_url(url, fetched, progress)
+        try:
+            with zipfile.ZipFile(fetched) as archive, tempfile.TemporaryDirectory(dir=downloads) as tmp:
+                extracted = Path(archive.extract(weights.archive_member, tmp))
+                _verify_and_place(extracted, weights, destination)
+        except (WeightsError, zipfile.BadZipFile, KeyError) as exc:
+            fetched.unlink(missing_ok=True)  # a bad archive is not reused by the next pull
+            raise WeightsError(f"{weights.name}: archive {url} is not as expected ({exc}); deleted it") from exc
         return
+    download_url(url, fetched, progress)
     try:
         _verify_and_place(fetched, weights, destination)
     except WeightsError:

@@ -103,8 +103,11 @@ def test_zip_member_is_extracted_and_verified(server: tuple[str, Path]) -> None:
         archive.writestr("pack/model.onnx", PAYLOAD)
         archive.writestr("pack/other.onnx", b"other")
     card = _card(f"{base}/pack.zip", member="pack/model.onnx", file="model.onnx")
-    assert model_store.pull([card])[0].status == "downloaded"
-    assert card.verify().read_bytes() == PAYLOAD
+    other = _card(f"{base}/pack.zip", sha=hashlib.sha256(b"other").hexdigest(), member="pack/other.onnx",
+                  file="other.onnx")
+    assert [r.status for r in model_store.pull([card, other])] == ["downloaded", "downloaded"]
+    assert card.verify().read_bytes() == PAYLOAD and other.verify().read_bytes() == b"other"
+    assert len(_RangeHandler.sent) == 1  # the archive was downloaded once for both members
 
 
 def test_import_matches_files_by_checksum_not_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,219 @@
+"""Paired statistics: each method vs a reference method on the same pairs, per metric (and split).
+
+For one comparison, ``d_i = method_i - reference_i`` over the pairs both have (see the failure policies).
+
+- mean difference with a paired bootstrap 95% CI (percentile, resampling pairs; ``n_boot`` resamples),
+- sign-flip permutation test of the mean difference (two-sided; exact enumeration of all ``2^n`` sign
+  patterns for ``n <= exact_max_n``, otherwise ``n_perm`` random flips with the ``(1 + k) / (1 + B)``
+  estimator),
+- the Wilcoxon signed-rank test (scipy, two-sided, zeros dropped),
+- effect sizes: Cohen's d for paired data (``d_z = mean(d) / sd(d)``, ddof 1) and the matched-pairs
+  rank-biserial correlation ``(W+ - W-) / (W+ + W-)``,
+- Holm's step-down correction over the whole family of comparisons passed together (methods x metrics x
+  splits); the family size is reported with every p-value.
+
+Direction: ``better`` is True when the method beats the reference, i.e. ``mean(d) > 0`` for a
+higher-is-better metric and ``mean(d) < 0`` for a lower-is-better one; effect sizes are signed so that
+positive means better.
+
+Failure policies (a pair that failed for a method counts as that method's failure):
+- ``complete-case`` (default): only pairs scored for both methods; each method's coverage is reported
+  beside the result so that a method cannot look better by failing on hard pairs unnoticed.
+- ``worst-case``: a failed pair gets the worst value seen for that metric on that split across all
+  methods compared (min for higher-is-better, max for lower-is-better); every pair counts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+
+FailurePolicy = Literal["complete-case", "worst-case"]
+FAILURE_POLICIES: tuple[str, ...] = ("complete-case", "worst-case")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One method vs the reference on one metric of one split."""
+
+    split: str
+    metric: str
+    direction: str
+    method: str
+    reference: str
+    n: int
+    method_coverage: float
+    reference_coverage: float
+    mean_method: float
+    mean_reference: float
+    mean_diff: float
+    ci_low: float
+    ci_high: float
+    p_permutation: float
+    permutation_exact: bool
+    p_wilcoxon: float
+    cohens_dz: float
+    rank_biserial: float
+    better: bool
+    p_holm: float = math.nan
+    family_size: int = 0
+    significant: bool = False
+
+
+# ------------------------------------------------------------------------------------------ building blocks
+def bootstrap_ci(diffs: np.ndarray, n_boot: int = 10_000, seed: int = 0, level: float = 0.95,
+                 indices: np.ndarray | None = None) -> tuple[float, float]:
+    """Percentile CI of ``mean(diffs)`` from ``n_boot`` paired resamples (rows of ``indices`` if given)."""
+    diffs = np.asarray(diffs, np.float64)
+    if len(diffs) == 0:
+        return math.nan, math.nan
+    if indices is None:
+        indices = np.random.default_rng(seed).integers(0, len(diffs), size=(n_boot, len(diffs)))
+    means = diffs[indices].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def sign_flip_p_value(diffs: np.ndarray, n_perm: int = 10_000, seed: int = 0,
+                      exact_max_n: int = 12) -> tuple[float, bool]:
+    """Two-sided sign-flip permutation p-value of ``mean(diffs)``: ``(p, exact)``.
+
+    Exact: the share of all ``2^n`` sign patterns whose ``|mean|`` is at least the observed one.
+    Monte Carlo: ``(1 + #{|mean*| >= |mean|}) / (1 + n_perm)``.
+    """
+    diffs = np.asarray(diffs, np.float64)
+    n = len(diffs)
+    if n == 0:
+        return math.nan, True
+    observed = abs(diffs.mean())
+    tolerance = 1e-12 * max(1.0, float(np.abs(diffs).max()))
+    if n <= exact_max_n:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+        flipped = np.abs(signs @ diffs) / n
+        return float(np.mean(flipped >= observed - tolerance)), True
+    signs = np.random.default_rng(seed).choice((-1.0, 1.0), size=(n_perm, n))
+    flipped = np.abs(signs @ diffs) / n
+    return float((1 + np.sum(flipped >= observed - tolerance)) / (1 + n_perm)), False
+
+
+def wilcoxon_p_value(diffs: np.ndarray) -> float:
+    """scipy's two-sided Wilcoxon signed-rank p-value; 1.0 when every difference is zero."""
+    diffs = np.asarray(diffs, np.float64)
+    if len(diffs) == 0:
+        return math.nan
+    if np.all(diffs == 0):
+        return 1.0
+    return float(scipy_stats.wilcoxon(diffs, zero_method="wilcox", alternative="two-sided").pvalue)
+
+
+def cohens_dz(diffs: np.ndarray) -> float:
+    """``mean(d) / sd(d)`` (ddof 1); 0 when all differences are 0, +-inf when they are equal and non-zero."""
+    diffs = np.asarray(diffs, np.float64)
+    if len(diffs) < 2:
+        return math.nan
+    mean, sd = diffs.mean(), diffs.std(ddof=1)
+    if sd == 0:
+        return 0.0 if mean == 0 else math.copysign(math.inf, mean)
+    return float(mean / sd)
+
+
+def rank_biserial(diffs: np.ndarray) -> float:
+    """Matched-pairs rank-biserial correlation ``(W+ - W-) / (W+ + W-)`` (zeros dropped, average ranks)."""
+    diffs = np.asarray(diffs, np.float64)
+    nonzero = diffs[diffs != 0]
+    if len(nonzero) == 0:
+        return 0.0
+    ranks = scipy_stats.rankdata(np.abs(nonzero))
+    positive, negative = ranks[nonzero > 0].sum(), ranks[nonzero < 0].sum()
+    return float((positive - negative) / (positive + negative))
+
+
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm step-down adjusted p-values (NaN entries are left out of the family and stay NaN)."""
+    p_values = np.asarray(p_values, np.float64)
+    adjusted = np.full_like(p_values, np.nan)
+    valid = np.flatnonzero(~np.isnan(p_values))
+    m = len(valid)
+    if m == 0:
+        return adjusted
+    order = valid[np.argsort(p_values[valid], kind="stable")]
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+# ------------------------------------------------------------------------------------------ comparisons
+def paired_values(results: pd.DataFrame, split: str, metric: str, method: str, reference: str,
+                  policy: FailurePolicy) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Aligned per-pair values ``(method, reference)`` under the failure policy, and both coverages."""
+    rows = results[(results["split"] == split) & (results["metric"] == metric)]
+    direction = rows["direction"].iloc[0]
+    pairs = sorted(set(rows["pair_id"]))
+
+    def table(name: str) -> pd.Series:
+        own = rows[rows["method"] == name].set_index("pair_id")
+        return own["value"].where(own["status"] == "ok").reindex(pairs)
+
+    a, r = table(method), table(reference)
+    coverage_a, coverage_r = float(a.notna().mean()), float(r.notna().mean())
+    if policy == "complete-case":
+        both = a.notna() & r.notna()
+        return a[both].to_numpy(np.float64), r[both].to_numpy(np.float64), coverage_a, coverage_r
+    if policy == "worst-case":
+        ok = rows.loc[rows["status"] == "ok", "value"]
+        if ok.empty:
+            return np.array([]), np.array([]), coverage_a, coverage_r
+        worst = ok.min() if direction == "higher" else ok.max()
+        return a.fillna(worst).to_numpy(np.float64), r.fillna(worst).to_numpy(np.float64), coverage_a, coverage_r
+    raise ValueError(f"unknown failure policy {policy!r}; choose from {FAILURE_POLICIES}")
+
+
+def compare_methods(results: pd.DataFrame, reference: str, *, policy: FailurePolicy = "complete-case",
+                    n_boot: int = 10_000, n_perm: int = 10_000, seed: int = 0, alpha: float = 0.05,
+                    exact_max_n: int = 12) -> pd.DataFrame:
+    """Every method vs ``reference`` on every (split, metric); Holm over the whole family.
+
+    ``results`` is the concatenation of per-pair result rows (columns split, metric, direction, method,
+    pair_id, status, value). Returns one row per comparison (the fields of :class:`Comparison`).
+    """
+    if reference not in set(results["method"]):
+        known = ", ".join(sorted(set(results["method"])))
+        raise ValueError(f"reference method {reference!r} is not among the results ({known})")
+    comparisons: list[Comparison] = []
+    index_cache: dict[int, np.ndarray] = {}
+    for (split, metric), rows in results.groupby(["split", "metric"], sort=False):
+        direction = rows["direction"].iloc[0]
+        for method in [m for m in dict.fromkeys(rows["method"]) if m != reference]:
+            a, r, coverage_a, coverage_r = paired_values(results, split, metric, method, reference, policy)
+            diffs = a - r
+            n = len(diffs)
+            if n and n not in index_cache:  # one resampling plan per n: comparisons stay paired and cheap
+                index_cache[n] = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+            low, high = bootstrap_ci(diffs, indices=index_cache.get(n)) if n else (math.nan, math.nan)
+            p_perm, exact = sign_flip_p_value(diffs, n_perm=n_perm, seed=seed, exact_max_n=exact_max_n)
+            sign = 1.0 if direction == "higher" else -1.0
+            mean_diff = float(diffs.mean()) if n else math.nan
+            comparisons.append(Comparison(
+                split=split, metric=metric, direction=direction, method=method, reference=reference, n=n,
+                method_coverage=coverage_a, reference_coverage=coverage_r,
+                mean_method=float(a.mean()) if n else math.nan, mean_reference=float(r.mean()) if n else math.nan,
+                mean_diff=mean_diff, ci_low=low, ci_high=high, p_permutation=p_perm, permutation_exact=exact,
+                p_wilcoxon=wilcoxon_p_value(diffs), cohens_dz=sign * cohens_dz(diffs),
+                rank_biserial=sign * rank_biserial(diffs), better=bool(n and sign * mean_diff > 0),
+            ))
+    frame = pd.DataFrame([asdict(c) for c in comparisons])
+    if frame.empty:
+        return frame
+    frame["p_holm"] = holm(frame["p_permutation"].to_numpy())
+    frame["family_size"] = int(frame["p_permutation"].notna().sum())
+    frame["significant"] = frame["p_holm"] < alpha
+    return frame
