@@ -30,7 +30,7 @@ from pydantic import BaseModel
 
 from idlora_bench import provenance
 from idlora_bench.cache import FeatureCache, default_cache_path
-from idlora_bench.errors import BenchError, MediaError, SampleFailure, ValidationError
+from idlora_bench.errors import BenchError, MediaError, SampleFailure, ValidationError, WeightsError
 from idlora_bench.io_utils import atomic_write_text
 from idlora_bench.media import DecodedMedia, decode, file_sha256
 from idlora_bench.methods import Method, build_method
@@ -267,8 +267,24 @@ def load_results(path: Path) -> pd.DataFrame:
 
 
 def _prepare_metrics(profile: str, device: str, only: list[str] | None) -> list[Metric]:
-    """Build and load every metric of the profile up front: missing weights fail before any work."""
+    """Build the profile's metrics and check every weights file up front, so missing weights fail before
+    any generation or scoring, with one message listing all of them and the command that fixes it."""
     metrics = build_profile(profile, device=device, only=only)
+    problems: dict[str, str] = {}
+    for metric in metrics:
+        for weights in metric.weights:
+            if weights.name not in problems and weights.status() != "ok":
+                problems[weights.name] = f"{weights.name} ({weights.status()}; {weights.source})"
+    if problems:
+        missing = [w for m in metrics for w in m.weights if w.name in problems]
+        pullable = sorted({w.model for w in missing if w.kind != "pypi"})
+        fixes = [f"bench models pull {' '.join(pullable)}"] if pullable else []
+        fixes += sorted({w.fix for w in missing if w.kind == "pypi"})
+        raise WeightsError(
+            f"profile {profile!r} cannot run: {len(problems)} weights file(s) missing or not matching their "
+            f"card: {'; '.join(problems.values())}. Fix: {' ; '.join(fixes)} "
+            "(without internet: bench models import DIR). Nothing was generated or scored."
+        )
     for metric in metrics:
         metric.load()
     return metrics

@@ -196,7 +196,7 @@ class MetricProvenance(_Strict):
     version: str
     direction: Direction
     params: dict[str, Any]
-    weights: dict[str, str] = Field(description="weights file name -> sha256")
+    weights: dict[str, str | None] = Field(description="weights file name -> sha256")
 
 
 class RunManifest(_Strict):

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -174,3 +175,26 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(synth_split: Path, tmp
         return sorted(lines)
 
     assert rows("killed") == rows("ref")
+
+
+def test_metrics_with_one_features_id_extract_once(synth_split: Path, tmp_path: Path) -> None:
+    outcome = runner.run("still-reference", "synth", profile="fake-shared", out_dir=tmp_path / "r",
+                         cache_path=tmp_path / "c.sqlite")
+    # 6 generated files + 3 distinct targets, each extracted once for the two metrics
+    assert outcome.counts["features_computed"] == 6 + 3
+    rows = outcome.results.pivot_table(index="pair_id", columns="metric", values="value")
+    assert np.allclose(rows["audio_rms_db"], 20 * np.log10(rows["audio_rms"]))
+
+
+def test_missing_weights_fail_fast_naming_the_fix(synth_split: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from idlora_bench.cli import main
+
+    monkeypatch.setenv("IDLORA_BENCH_MODELS", str(tmp_path / "empty-store"))
+    out = tmp_path / "never"
+    assert main(["run", "--method", "gt", "--split", "synth", "--profile", "paper", "--out", str(out)]) == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert "bench models pull clap-htsat-unfused insightface-buffalo-l syncnet-v2 wavlm-ecapa-unispeech whisper-large-v3" in message
+    assert "Nothing was generated or scored" in message and "bench models import DIR" in message
+    assert not out.exists()

@@ -12,14 +12,24 @@ from __future__ import annotations
 
 from idlora_bench.errors import RegistryError
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
+from idlora_bench.metrics.clap_adherence import ClapAdherence
+from idlora_bench.metrics.face_similarity_arcface import FaceSimilarityArcFace
 from idlora_bench.metrics.face_similarity_dlib import FaceSimilarityDlib
 from idlora_bench.metrics.lip_motion_dlib import LipMotionDlib
+from idlora_bench.metrics.lip_motion_insightface import LipMotionInsightFace
+from idlora_bench.metrics.lip_sync_syncnet import LipSyncConfidenceSyncNet, LipSyncSyncNet
 from idlora_bench.metrics.speaker_similarity_resemblyzer import SpeakerSimilarityResemblyzer
+from idlora_bench.metrics.speaker_similarity_wavlm import SpeakerSimilarityWavLM
 from idlora_bench.metrics.wer_pocketsphinx import WerPocketsphinx
+from idlora_bench.metrics.wer_whisper import WerWhisper, WerWhisperNorm
 from idlora_bench.registry import Registry
 
 METRICS: Registry[type[Metric]] = Registry("metric")
-for _metric in (SpeakerSimilarityResemblyzer, FaceSimilarityDlib, LipMotionDlib, WerPocketsphinx):
+for _metric in (
+    SpeakerSimilarityResemblyzer, FaceSimilarityDlib, LipMotionDlib, WerPocketsphinx,  # offline
+    SpeakerSimilarityWavLM, FaceSimilarityArcFace, LipSyncSyncNet, LipSyncConfidenceSyncNet,  # paper
+    ClapAdherence, WerWhisper, WerWhisperNorm, LipMotionInsightFace,
+):
     METRICS.register(_metric.name, _metric)
 
 PROFILES: dict[str, tuple[str, ...]] = {
@@ -28,6 +38,16 @@ PROFILES: dict[str, tuple[str, ...]] = {
         FaceSimilarityDlib.name,
         LipMotionDlib.name,
         WerPocketsphinx.name,
+    ),
+    "paper": (
+        SpeakerSimilarityWavLM.name,
+        FaceSimilarityArcFace.name,
+        LipSyncSyncNet.name,
+        LipSyncConfidenceSyncNet.name,
+        ClapAdherence.name,
+        WerWhisper.name,
+        WerWhisperNorm.name,
+        LipMotionInsightFace.name,
     ),
 }
 PROFILE_REGISTRY: Registry[tuple[str, ...]] = Registry("metric profile")
@@ -50,6 +70,14 @@ def build_profile(profile: str, device: str = "cpu", only: list[str] | None = No
 
 
 __all__ = [
+    "ClapAdherence",
+    "FaceSimilarityArcFace",
+    "LipMotionInsightFace",
+    "LipSyncConfidenceSyncNet",
+    "LipSyncSyncNet",
+    "SpeakerSimilarityWavLM",
+    "WerWhisper",
+    "WerWhisperNorm",
     "METRICS",
     "PROFILES",
     "Features",

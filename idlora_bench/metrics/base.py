@@ -63,6 +63,9 @@ class Metric(ABC):
         optional_target: target features passed to ``compare`` when available, for reference only.
         weights: the checkpoint files, verified against their sha256 before loading.
         params: preprocessing parameters (part of the cache key and of every result's provenance).
+        features_id: metrics that read the same features from a file (e.g. LSE-D and LSE-C from one SyncNet
+            pass) set the same ``features_id`` and identical version, params and weights: they then share
+            one cache entry per file, so the runner extracts once and each metric only compares.
     """
 
     name: ClassVar[str]
@@ -71,6 +74,7 @@ class Metric(ABC):
     direction: ClassVar[Direction]
     needs: ClassVar[frozenset[MetricInput]]
     optional_target: ClassVar[bool] = False
+    features_id: ClassVar[str | None] = None
     weights: ClassVar[tuple[WeightsFile, ...]] = ()
     params: ClassVar[dict[str, Any]] = {}
     description: ClassVar[str] = ""
@@ -130,13 +134,14 @@ class Metric(ABC):
     def requires_target(self) -> bool:
         return bool(self.needs & TARGET_INPUTS)
 
-    def weights_checksums(self) -> dict[str, str]:
-        return {weights.name: weights.sha256 for weights in self.weights}
+    def weights_checksums(self) -> dict[str, str | None]:
+        """Weights name -> sha256 (the card's, or the one recorded at pull for revision-pinned files)."""
+        return {weights.name: weights.expected_sha256() for weights in self.weights}
 
     def cache_key(self, media_sha256: str) -> str:
         """Content address of this metric's features for one file."""
         identity = {
-            "metric": self.name,
+            "metric": self.features_id or self.name,
             "version": self.version,
             "params": self.params,
             "weights": self.weights_checksums(),

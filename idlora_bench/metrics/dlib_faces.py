@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from idlora_bench.weights import WeightsFile
@@ -47,10 +48,22 @@ class DlibFaces:
             return None
         return max(boxes, key=lambda box: box.width() * box.height())
 
-    def landmarks(self, rgb: np.ndarray, box) -> np.ndarray:
-        """68 landmarks ``(68, 2)`` float64 in pixels (x, y)."""
-        shape = self._predictor(np.ascontiguousarray(rgb), box)
-        return np.array([(point.x, point.y) for point in shape.parts()], dtype=np.float64)
+    def landmarks(self, rgb: np.ndarray, box, upscale: int = 1) -> np.ndarray:
+        """68 landmarks ``(68, 2)`` float64 in pixels (x, y) of ``rgb``.
+
+        dlib returns whole-pixel landmarks; with ``upscale`` > 1 the predictor runs on the frame enlarged
+        ``upscale`` times (bicubic) and the points are scaled back, which divides that rounding error.
+        """
+        import dlib
+
+        if upscale == 1:
+            shape = self._predictor(np.ascontiguousarray(rgb), box)
+            return np.array([(point.x, point.y) for point in shape.parts()], dtype=np.float64)
+        big = cv2.resize(rgb, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC)
+        scaled = dlib.rectangle(box.left() * upscale, box.top() * upscale, box.right() * upscale,
+                                box.bottom() * upscale)
+        shape = self._predictor(np.ascontiguousarray(big), scaled)
+        return np.array([(point.x, point.y) for point in shape.parts()], dtype=np.float64) / upscale
 
     def descriptor(self, rgb: np.ndarray, box) -> np.ndarray:
         """128-d dlib ResNet face descriptor ``(128,)`` float32 (aligned 150x150 chip)."""

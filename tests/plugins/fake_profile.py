@@ -69,3 +69,20 @@ if "fake" not in PROFILE_REGISTRY:
     METRICS.register(AudioRmsRatio.name, AudioRmsRatio)
     METRICS.register(MeanLuma.name, MeanLuma)
     PROFILE_REGISTRY.register("fake", (AudioRmsRatio.name, MeanLuma.name))
+
+
+class AudioRmsDb(AudioRmsRatio):
+    """The same features as AudioRmsRatio (shared ``features_id``), compared in decibels."""
+
+    name = "audio_rms_db.fake"
+    family = "audio_rms_db"
+    features_id = "audio_rms.fake"
+
+    def compare(self, generated: Features, target: Features | None, pair: Pair) -> Score:
+        assert target is not None
+        return Score(20 * float(np.log10(generated["rms"] / target["rms"])))
+
+
+if "fake-shared" not in PROFILE_REGISTRY:
+    METRICS.register(AudioRmsDb.name, AudioRmsDb)
+    PROFILE_REGISTRY.register("fake-shared", (AudioRmsRatio.name, AudioRmsDb.name))
