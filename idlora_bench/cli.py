@@ -104,6 +104,51 @@ def _print_failures(failed: pd.DataFrame) -> None:
     console.print(table)
 
 
+def cmd_table(args: argparse.Namespace) -> int:
+    from idlora_bench import table_render, tables
+
+    loaded = tables.load_runs([Path(p) for p in args.runs], profile=args.profile, allow_smoke=args.allow_smoke)
+    out_dir = Path(args.out)
+    formats = tuple(f for item in (args.format or ["md,latex,csv,html"]) for f in item.split(",") if f)
+    unknown = set(formats) - set(table_render.FORMATS)
+    if unknown:
+        raise BenchError(f"unknown format(s) {sorted(unknown)}; choose from {', '.join(table_render.FORMATS)}")
+    reported = None
+    if args.reported:
+        if loaded.profile != "paper":
+            raise BenchError(f"reported paper rows are measured with the paper profile; these runs use "
+                             f"{loaded.profile!r} and their numbers are not comparable")
+        reported = tables.load_reported(args.reported)
+    written: list[Path] = []
+    if args.style == "main":
+        table, comparisons = tables.main_table(loaded.results, args.against, policy=args.policy, alpha=args.alpha,
+                                               reported=reported, n_boot=args.n_boot, seed=args.seed)
+        written += table_render.write_all(table, out_dir, "table", formats)
+        from idlora_bench.io_utils import atomic_write_text
+
+        atomic_write_text(out_dir / "comparisons.csv", comparisons.to_csv(index=False))
+        written.append(out_dir / "comparisons.csv")
+        present = set(loaded.results["method"])
+        if {"gt", "swap-speaker"} <= present:
+            written += table_render.write_all(tables.calibration_table(loaded.results), out_dir, "calibration", formats)
+        if args.plots:
+            from idlora_bench import plots
+
+            written += plots.forest_plot(comparisons, out_dir) + plots.distribution_plot(loaded.results, out_dir)
+    elif args.style == "lip-motion":
+        table = tables.lip_motion_table(loaded.results, top_fraction=args.top_fraction)
+        written += table_render.write_all(table, out_dir, "lip_motion", formats)
+    else:
+        if not args.sweep:
+            raise BenchError("--style sweep needs --sweep PARAMETER (a key of the runs' method config)")
+        table = tables.sweep_table(loaded, args.sweep)
+        written += table_render.write_all(table, out_dir, "sweep", formats)
+    if "md" in formats:
+        console.print(table_render.to_markdown(table))
+    err_console.print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
 def cmd_splits(args: argparse.Namespace) -> int:
     from idlora_bench import splits
 
@@ -258,6 +303,26 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--out", help="where results go (default: the outputs folder)")
     scoring_options(score)
     score.set_defaults(func=cmd_score)
+
+    table = sub.add_parser("table", help="significance-tested comparison tables (md, LaTeX, CSV, HTML)")
+    table.add_argument("runs", nargs="+", help="run folders (or results-<profile>.jsonl files)")
+    table.add_argument("--against", default="gt", help="reference method of the paired tests (default gt)")
+    table.add_argument("--style", choices=["main", "lip-motion", "sweep"], default="main",
+                       help="main: Table 1/2 style; lip-motion: Table 4 style; sweep: Table 5 style")
+    table.add_argument("--format", action="append", default=[], help="md,latex,csv,html (default all)")
+    table.add_argument("--out", default="tables", help="output folder (default: tables)")
+    table.add_argument("--profile", help="profile to read when a run folder holds several")
+    table.add_argument("--policy", choices=["complete-case", "worst-case"], default="complete-case",
+                       help="how failed samples enter the paired tests")
+    table.add_argument("--alpha", type=float, default=0.05)
+    table.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples")
+    table.add_argument("--seed", type=int, default=0, help="seed of the resampling")
+    table.add_argument("--reported", help="add the paper's reported rows: table1, table2")
+    table.add_argument("--sweep", help="method-config parameter for --style sweep")
+    table.add_argument("--top-fraction", type=float, default=0.3, help="lip-motion table: top share by face sim")
+    table.add_argument("--plots", action="store_true", help="also write forest and distribution plots (PNG, SVG)")
+    table.add_argument("--allow-smoke", action="store_true", help="show smoke-configuration runs anyway")
+    table.set_defaults(func=cmd_table)
 
     splits_parser = sub.add_parser("splits", help="the split registry")
     splits_parser.add_argument("action", choices=["list", "show", "validate"])

@@ -152,29 +152,78 @@ def holm(p_values: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ comparisons
+def _aligned(values: pd.DataFrame, method: str, reference: str, direction: str,
+             policy: FailurePolicy) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Per-pair values of ``method`` and ``reference`` (columns of ``values``, NaN = failed) under the policy."""
+    a, r = values[method].to_numpy(np.float64), values[reference].to_numpy(np.float64)
+    coverage_a, coverage_r = float(np.mean(~np.isnan(a))), float(np.mean(~np.isnan(r)))
+    if policy == "complete-case":
+        both = ~np.isnan(a) & ~np.isnan(r)
+        return a[both], r[both], coverage_a, coverage_r
+    if policy == "worst-case":
+        everything = values.to_numpy(np.float64)
+        if np.all(np.isnan(everything)):
+            return np.array([]), np.array([]), coverage_a, coverage_r
+        worst = np.nanmin(everything) if direction == "higher" else np.nanmax(everything)
+        return np.nan_to_num(a, nan=worst), np.nan_to_num(r, nan=worst), coverage_a, coverage_r
+    raise ValueError(f"unknown failure policy {policy!r}; choose from {FAILURE_POLICIES}")
+
+
 def paired_values(results: pd.DataFrame, split: str, metric: str, method: str, reference: str,
                   policy: FailurePolicy) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Aligned per-pair values ``(method, reference)`` under the failure policy, and both coverages."""
     rows = results[(results["split"] == split) & (results["metric"] == metric)]
-    direction = rows["direction"].iloc[0]
-    pairs = sorted(set(rows["pair_id"]))
+    return _aligned(_value_table(rows), method, reference, rows["direction"].iloc[0], policy)
 
-    def table(name: str) -> pd.Series:
-        own = rows[rows["method"] == name].set_index("pair_id")
-        return own["value"].where(own["status"] == "ok").reindex(pairs)
 
-    a, r = table(method), table(reference)
-    coverage_a, coverage_r = float(a.notna().mean()), float(r.notna().mean())
-    if policy == "complete-case":
-        both = a.notna() & r.notna()
-        return a[both].to_numpy(np.float64), r[both].to_numpy(np.float64), coverage_a, coverage_r
-    if policy == "worst-case":
-        ok = rows.loc[rows["status"] == "ok", "value"]
-        if ok.empty:
-            return np.array([]), np.array([]), coverage_a, coverage_r
-        worst = ok.min() if direction == "higher" else ok.max()
-        return a.fillna(worst).to_numpy(np.float64), r.fillna(worst).to_numpy(np.float64), coverage_a, coverage_r
-    raise ValueError(f"unknown failure policy {policy!r}; choose from {FAILURE_POLICIES}")
+def _value_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """pairs x methods, NaN where the sample failed or is missing."""
+    ok = rows["value"].where(rows["status"] == "ok")
+    return rows.assign(value=ok).pivot_table(index="pair_id", columns="method", values="value", dropna=False,
+                                             aggfunc="first").reindex(sorted(set(rows["pair_id"])))
+
+
+class _Plans:
+    """Resampling plans shared by every comparison of the same length ``n`` (seeded by (seed, n)), so that
+    all comparisons of a table run as a few matrix products."""
+
+    def __init__(self, n_boot: int, n_perm: int, seed: int, exact_max_n: int) -> None:
+        self.n_boot, self.n_perm, self.seed, self.exact_max_n = n_boot, n_perm, seed, exact_max_n
+        self._counts: dict[int, np.ndarray] = {}
+        self._signs: dict[int, np.ndarray] = {}
+
+    def counts(self, n: int) -> np.ndarray:
+        """(n_boot, n): how often each pair is drawn in each bootstrap resample."""
+        if n not in self._counts:
+            indices = np.random.default_rng([self.seed, n]).integers(0, n, size=(self.n_boot, n))
+            flat = (np.arange(self.n_boot)[:, None] * n + indices).ravel()
+            self._counts[n] = np.bincount(flat, minlength=self.n_boot * n).reshape(self.n_boot, n).astype(np.float64)
+        return self._counts[n]
+
+    def signs(self, n: int) -> tuple[np.ndarray, bool]:
+        """(patterns, n) sign matrix: all 2^n patterns (exact) or n_perm random ones."""
+        exact = n <= self.exact_max_n
+        if n not in self._signs:
+            if exact:
+                self._signs[n] = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+            else:
+                self._signs[n] = np.random.default_rng([self.seed, n, 1]).choice((-1.0, 1.0), size=(self.n_perm, n))
+        return self._signs[n], exact
+
+
+def _batched_tests(diffs: np.ndarray, plans: _Plans, level: float = 0.95) -> tuple[np.ndarray, ...]:
+    """For a (n, C) matrix of paired differences: bootstrap CI bounds and sign-flip p-values of each column."""
+    n = diffs.shape[0]
+    boot_means = plans.counts(n) @ diffs / n  # (n_boot, C)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(boot_means, [alpha, 1.0 - alpha], axis=0)
+    signs, exact = plans.signs(n)
+    observed = np.abs(diffs.mean(axis=0))
+    tolerance = 1e-12 * np.maximum(1.0, np.abs(diffs).max(axis=0))
+    flipped = np.abs(signs @ diffs) / n  # (patterns, C)
+    extreme = np.sum(flipped >= observed - tolerance, axis=0)
+    p = extreme / len(signs) if exact else (1 + extreme) / (1 + len(signs))
+    return low, high, p, exact
 
 
 def compare_methods(results: pd.DataFrame, reference: str, *, policy: FailurePolicy = "complete-case",
@@ -184,32 +233,46 @@ def compare_methods(results: pd.DataFrame, reference: str, *, policy: FailurePol
 
     ``results`` is the concatenation of per-pair result rows (columns split, metric, direction, method,
     pair_id, status, value). Returns one row per comparison (the fields of :class:`Comparison`).
+    Comparisons of equal length share one bootstrap plan and one sign-flip plan (seeded by seed and n).
     """
     if reference not in set(results["method"]):
         known = ", ".join(sorted(set(results["method"])))
         raise ValueError(f"reference method {reference!r} is not among the results ({known})")
-    comparisons: list[Comparison] = []
-    index_cache: dict[int, np.ndarray] = {}
+    plans = _Plans(n_boot, n_perm, seed, exact_max_n)
+    pending: list[dict] = []
     for (split, metric), rows in results.groupby(["split", "metric"], sort=False):
         direction = rows["direction"].iloc[0]
+        values = _value_table(rows)
         for method in [m for m in dict.fromkeys(rows["method"]) if m != reference]:
-            a, r, coverage_a, coverage_r = paired_values(results, split, metric, method, reference, policy)
-            diffs = a - r
-            n = len(diffs)
-            if n and n not in index_cache:  # one resampling plan per n: comparisons stay paired and cheap
-                index_cache[n] = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-            low, high = bootstrap_ci(diffs, indices=index_cache.get(n)) if n else (math.nan, math.nan)
-            p_perm, exact = sign_flip_p_value(diffs, n_perm=n_perm, seed=seed, exact_max_n=exact_max_n)
-            sign = 1.0 if direction == "higher" else -1.0
-            mean_diff = float(diffs.mean()) if n else math.nan
-            comparisons.append(Comparison(
-                split=split, metric=metric, direction=direction, method=method, reference=reference, n=n,
-                method_coverage=coverage_a, reference_coverage=coverage_r,
-                mean_method=float(a.mean()) if n else math.nan, mean_reference=float(r.mean()) if n else math.nan,
-                mean_diff=mean_diff, ci_low=low, ci_high=high, p_permutation=p_perm, permutation_exact=exact,
-                p_wilcoxon=wilcoxon_p_value(diffs), cohens_dz=sign * cohens_dz(diffs),
-                rank_biserial=sign * rank_biserial(diffs), better=bool(n and sign * mean_diff > 0),
-            ))
+            a, r, coverage_a, coverage_r = _aligned(values, method, reference, direction, policy)
+            pending.append({"split": split, "metric": metric, "direction": direction, "method": method,
+                            "a": a, "r": r, "coverage_a": coverage_a, "coverage_r": coverage_r})
+    by_length: dict[int, list[int]] = {}
+    for index, item in enumerate(pending):
+        by_length.setdefault(len(item["a"]), []).append(index)
+    for n, members in by_length.items():
+        if n == 0:
+            for index in members:
+                pending[index].update(low=math.nan, high=math.nan, p=math.nan, exact=True)
+            continue
+        diffs = np.stack([pending[i]["a"] - pending[i]["r"] for i in members], axis=1)
+        low, high, p, exact = _batched_tests(diffs, plans)
+        for column, index in enumerate(members):
+            pending[index].update(low=float(low[column]), high=float(high[column]), p=float(p[column]), exact=exact)
+    comparisons = []
+    for item in pending:
+        a, r = item["a"], item["r"]
+        diffs, n = a - r, len(a)
+        sign = 1.0 if item["direction"] == "higher" else -1.0
+        mean_diff = float(diffs.mean()) if n else math.nan
+        comparisons.append(Comparison(
+            split=item["split"], metric=item["metric"], direction=item["direction"], method=item["method"],
+            reference=reference, n=n, method_coverage=item["coverage_a"], reference_coverage=item["coverage_r"],
+            mean_method=float(a.mean()) if n else math.nan, mean_reference=float(r.mean()) if n else math.nan,
+            mean_diff=mean_diff, ci_low=item["low"], ci_high=item["high"], p_permutation=item["p"],
+            permutation_exact=item["exact"], p_wilcoxon=wilcoxon_p_value(diffs), cohens_dz=sign * cohens_dz(diffs),
+            rank_biserial=sign * rank_biserial(diffs), better=bool(n and sign * mean_diff > 0),
+        ))
     frame = pd.DataFrame([asdict(c) for c in comparisons])
     if frame.empty:
         return frame

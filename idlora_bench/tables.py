@@ -160,7 +160,7 @@ def main_table(results: pd.DataFrame, reference: str, *, policy: FailurePolicy =
     for split, split_rows in results.groupby("split", sort=False):
         rows = []
         for method in dict.fromkeys(split_rows["method"]):
-            kind = "reference" if method == reference else ("anchor" if method in SANITY_METHODS else "measured")
+            kind = "anchor" if method in SANITY_METHODS else ("reference" if method == reference else "measured")
             cells = {}
             for metric in columns:
                 own = split_rows[(split_rows["method"] == method) & (split_rows["metric"] == metric)]

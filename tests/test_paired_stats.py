@@ -114,3 +114,17 @@ def test_family_is_every_comparison_and_holm_applies_to_it() -> None:
     m1 = table[table["method"] == "m1"]
     assert m1["significant"].all() and m1["permutation_exact"].all()
     assert m1["p_permutation"].tolist() == pytest.approx([2 / 256, 2 / 256])
+
+
+def test_batched_comparisons_equal_the_single_comparison_functions() -> None:
+    rng = np.random.default_rng(5)
+    ref = rng.normal(0.5, 0.1, 10)
+    data = _results("spk", "higher", {"ref": list(ref), "m1": list(ref + rng.normal(0.05, 0.05, 10)),
+                                       "m2": list(ref + rng.normal(-0.02, 0.05, 10))})
+    table = compare_methods(data, "ref", n_boot=2000, seed=3)
+    for row in table.to_dict("records"):
+        values = data[data["method"] == row["method"]]["value"].to_numpy() - ref
+        plan = np.random.default_rng([3, 10]).integers(0, 10, size=(2000, 10))
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx(bootstrap_ci(values, indices=plan), abs=1e-12)
+        assert row["p_permutation"] == sign_flip_p_value(values)[0]
+        assert row["p_wilcoxon"] == scipy_stats.wilcoxon(values).pvalue
