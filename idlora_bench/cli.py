@@ -18,8 +18,8 @@ from rich.table import Table
 
 from idlora_bench.errors import BenchError
 
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+console = Console(stderr=False, width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def _progress(items: Iterable[Any], label: str, total: int) -> Iterable[Any]:
@@ -37,12 +37,15 @@ def _fmt(value: float, digits: int = 3) -> str:
 
 def print_summary(summary: pd.DataFrame, title: str) -> None:
     """Rows methods, columns metric families: mean [95% CI] and coverage."""
+    from idlora_bench.tables import METRIC_LABELS
+
     table = Table(title=title, show_lines=False)
     table.add_column("method", style="bold")
     families = list(dict.fromkeys(summary["metric"]))
     for family in families:
         direction = summary.loc[summary["metric"] == family, "direction"].iloc[0]
-        table.add_column(f"{family} {'↑' if direction == 'higher' else '↓'}", justify="right")
+        table.add_column(f"{METRIC_LABELS.get(family, family)} {'↑' if direction == 'higher' else '↓'}",
+                         justify="right")
     for method, group in summary.groupby("method", sort=False):
         cells = []
         for family in families:

@@ -13,10 +13,10 @@ fi
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
   echo "setup: installing idlora-bench into .venv (about 2 minutes on a fresh machine)" >&2
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0 'setuptools<82'
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[offline,paper,dev]'
-  # Their declared dependencies would pull torchvision, triton or a CUDA torchaudio; what they import is in
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[offline,paper,reference,dev]'
+  # Their declared dependencies would pull torchvision, triton, a CUDA torchaudio or an old click; what they import is in
   # the 'paper' and 'dev' extras above.
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt \
-    insightface==2.1 syncnet-python==0.2.3 openai-whisper==20250625 s3prl==0.4.18
+    insightface==2.1 syncnet-python==0.2.3 openai-whisper==20250625 scenedetect==0.6.7.1 s3prl==0.4.18
   echo "$wanted" > "$stamp"
 fi

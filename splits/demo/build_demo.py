@@ -2,13 +2,15 @@
 
 What it makes
 -------------
-Three speakers. Each speaker is one real, freely licensed portrait photo (found on disk in an installed
-package, checked by sha256) and one espeak-ng voice. Each speaker has two synthetic source "videos"
-(recording conditions):
+Four speakers. Each speaker is one real, freely licensed portrait (checked by sha256) and one espeak-ng
+voice. Three portraits are photos found on disk in installed packages; the fourth, ``ada.png`` (a colour
+illustration of Ada Lovelace), shipped only with older matplotlib releases and is fetched from PyPI as the
+pinned matplotlib 3.2.2 wheel (``pip download``, then cached in ``~/.cache/idlora-bench/demo-build``). Each speaker
+has two synthetic source "videos" (recording conditions):
 
 - ``v1``: studio framing, neutral light, dry speech, no background sound;
 - ``v2``: a different framing / zoom / tilt, changed light and colour, a short room reverb and a quiet
-  ambient sound bed (light rain, an air-conditioner hum or distant traffic).
+  ambient sound bed (light rain, an air-conditioner hum, distant traffic or a crackling fire).
 
 A source video is 9.84 s long: a reference segment ``[0, 5.0)`` s (125 frames) followed by a target
 segment ``[5.0, 9.84)`` s (exactly 121 frames at 25 fps). Each segment speaks its own sentence. The
@@ -26,7 +28,8 @@ Usage (from the repository root)::
 
     apt-get install -y espeak-ng
     .venv/bin/pip install -c constraints.txt -r splits/demo/requirements-build.txt
-    .venv/bin/python splits/demo/build_demo.py            # rebuild everything
+    .venv/bin/python splits/demo/build_demo.py            # rebuild everything (the first run needs PyPI
+                                                          # for ada.png; later runs use the cache)
     .venv/bin/python splits/demo/build_demo.py --check    # measure the shipped media (dlib, resemblyzer,
                                                           # pocketsphinx): faces, lip motion, voices, WER
 
@@ -108,7 +111,7 @@ MAHOTAS_MIT_NOTICE = (
 
 @dataclass(frozen=True)
 class Portrait:
-    """A real portrait photo that ships inside an installed Python package.
+    """A real portrait (a photo; one illustration) that ships inside an installed Python package.
 
     ``package``/``relative_path``: where the file is (``importlib.resources``); ``sha256``: its bytes.
     """
@@ -139,7 +142,64 @@ class Portrait:
             raise RuntimeError(f"{path}: sha256 {digest} differs from the pinned {self.sha256}; "
                                "install the exact versions in splits/demo/requirements-build.txt")
         with Image.open(path) as image:
+            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                # transparent pixels (ada.png's surround) hold arbitrary colour: lay the image on white
+                white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+                return np.asarray(Image.alpha_composite(white, image.convert("RGBA")).convert("RGB"))
             return np.asarray(image.convert("RGB"))
+
+
+def build_cache_dir() -> Path:
+    """Where the build keeps source files it had to fetch: ``$XDG_CACHE_HOME/idlora-bench/demo-build``."""
+    import os
+
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "idlora-bench" / "demo-build"
+
+
+@dataclass(frozen=True)
+class WheelPortrait(Portrait):
+    """A portrait inside a pinned PyPI wheel that is not installed (a version too old for this Python).
+
+    ``path()`` runs ``pip download --no-deps --only-binary=:all:`` for ``requirement`` with ``pip_platform``
+    (``--python-version``/``--platform``) into a temporary folder, takes the member
+    ``<package>/<relative_path>`` out of the wheel, checks its sha256 and keeps only that file in
+    :func:`build_cache_dir` (named by its sha256), so later builds need neither the network nor pip.
+    """
+
+    requirement: str = ""  # e.g. "matplotlib==3.2.2"
+    pip_platform: tuple[str, ...] = ()  # e.g. ("--python-version", "3.8", "--platform", "manylinux1_x86_64")
+
+    def path(self) -> Path:
+        import tempfile
+        import zipfile
+
+        from idlora_bench.io_utils import atomic_write_bytes
+
+        member = f"{self.package}/{self.relative_path}"
+        cached = build_cache_dir() / f"{self.sha256[:16]}-{Path(self.relative_path).name}"
+        if cached.is_file() and hashlib.sha256(cached.read_bytes()).hexdigest() == self.sha256:
+            return cached
+        with tempfile.TemporaryDirectory(prefix="idlora-demo-wheel-") as folder:
+            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                       *self.pip_platform, self.requirement, "-d", folder, "--disable-pip-version-check"]
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            wheels = sorted(Path(folder).glob("*.whl"))
+            if result.returncode != 0 or len(wheels) != 1:
+                raise RuntimeError(
+                    f"could not fetch the {self.requirement} wheel that holds {member} (needs access to PyPI):\n"
+                    f"  {' '.join(command)}\n  exit {result.returncode}: {result.stderr.strip()[-800:]}\n"
+                    f"Alternatively put the file (sha256 {self.sha256}) at {cached}")
+            with zipfile.ZipFile(wheels[0]) as wheel:
+                if member not in wheel.namelist():
+                    raise RuntimeError(f"{wheels[0].name} has no member {member}")
+                data = wheel.read(member)
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != self.sha256:
+            raise RuntimeError(f"{member} from {self.requirement}: sha256 {digest} differs from the pinned "
+                               f"{self.sha256}; refusing to build with a different image")
+        atomic_write_bytes(cached, data)
+        cached.chmod(0o644)
+        return cached
 
 
 @dataclass(frozen=True)
@@ -175,7 +235,7 @@ class Condition:
 
     video: str  # "v1" or "v2"
     framing: Framing
-    ambient: str  # "none" | "rain" | "hum" | "traffic"
+    ambient: str  # "none" | "rain" | "hum" | "traffic" | "fire"
     reverb: bool
     visual_setting: str  # appended to the person's description in [VISUAL]
     environment_sounds: str
@@ -199,7 +259,8 @@ PORTRAIT_HOPPER = Portrait(
     sha256="a8ca6d734765703b09728ab47fe59f473d93ae3967fc24c7c0288c3c7adb7130",
     material="portrait photo of Commodore Grace M. Hopper (speaker spk-hopper)",
     source="matplotlib 3.11.2 wheel (PyPI), matplotlib/mpl-data/sample_data/grace_hopper.jpg "
-           "(sha256 a8ca6d73...); official U.S. Navy photograph",
+           "(sha256 a8ca6d73...); the JPEG's own comment names its origin, Wikimedia Commons "
+           "'File:Grace_Hopper.jpg', an official U.S. Navy photograph of Commodore Grace M. Hopper",
     licence="Public domain: work of the U.S. federal government (U.S. Navy official photograph)",
 )
 PORTRAIT_COLLINS = Portrait(
@@ -221,6 +282,26 @@ PORTRAIT_COELHO = Portrait(
            "committed by the author himself to the mahotas repository in 2010",
     licence="MIT (the mahotas package licence, COPYING, covers every file of the distribution; the "
             "notice is reproduced here): " + MAHOTAS_MIT_NOTICE,
+)
+
+PORTRAIT_LOVELACE = WheelPortrait(
+    package="matplotlib",
+    relative_path="mpl-data/sample_data/ada.png",
+    sha256="5f586324ad7fd4d73c0cdf841217b2dc6ed2abc8c1c100ca352978702004d2e6",
+    material="ada.png from matplotlib 3.2.2 sample_data: a colour portrait illustration (not a photo) of Ada "
+             "Lovelace, 512x803 px RGBA (speaker spk-lovelace)",
+    source="matplotlib 3.2.2 wheel (PyPI), matplotlib-3.2.2-cp38-cp38-manylinux1_x86_64.whl, member "
+           "matplotlib/mpl-data/sample_data/ada.png (sha256 5f586324...); fetched at build time with "
+           "'pip download --no-deps --only-binary=:all: --python-version 3.8 --platform manylinux1_x86_64 "
+           "matplotlib==3.2.2'; matplotlib's sample_data README gives no separate origin for the file, which "
+           "later matplotlib releases dropped to make sample_data smaller (matplotlib PR #18691, 2020)",
+    licence="matplotlib license (PSF-based, permissive), as part of the matplotlib distribution; an "
+            "illustration of Ada Lovelace (1815-1852). Notice retained as that licence asks: 'Copyright (c) "
+            "2012- Matplotlib Development Team; All Rights Reserved'. Summary of the changes made here: "
+            "composited on white, cropped, scaled, tilted and colour-graded, lower lip and jaw warped and a "
+            "mouth interior painted per frame, slight head sway, encoded as H.264 video",
+    requirement="matplotlib==3.2.2",
+    pip_platform=("--python-version", "3.8", "--platform", "manylinux1_x86_64"),
 )
 
 SPEAKERS: tuple[Speaker, ...] = (
@@ -318,6 +399,42 @@ SPEAKERS: tuple[Speaker, ...] = (
             ),
         ),
     ),
+    Speaker(
+        speaker_id="spk-lovelace",
+        portrait=PORTRAIT_LOVELACE,
+        # chosen by measurement (resemblyzer on v1-dry and v2-reverb+fire renderings vs the 12 shipped clips of
+        # the other speakers, 12 female espeak-ng variants x 3 accents x 2-4 pitches): among the best in the
+        # worst case (lowest same-speaker cross-condition similarity minus highest other-speaker similarity);
+        # en-gb-x-rp+anika separated best on dry speech but lost its identity under reverb and noise
+        voice=Voice("en-gb-x-rp+steph3", pitch=40, speed=140),
+        person="A young woman drawn in a colour illustration, dark hair parted in the middle and gathered over "
+               "her ears, a striped band and yellow flowers in her hair, a blue-green shawl",
+        speaking_style="a soft, low-pitched female voice with a crisp British accent at an even pace",
+        conditions=(
+            Condition(
+                video="v1",
+                framing=Framing(center_xy=(215.0, 352.0), side=180.0),
+                ambient="none",
+                reverb=False,
+                visual_setting="close-up of her face, centred, evenly lit, a warm peach-coloured backdrop",
+                environment_sounds="a quiet room with no background noise",
+                reference_text="The little boat sailed across the lake in the morning.",
+                target_text="Put the blue cup back on the top shelf.",
+            ),
+            Condition(
+                video="v2",
+                framing=Framing(center_xy=(230.0, 380.0), side=270.0, tilt_deg=2.5, gain=0.86, gamma=1.08,
+                                tint=(1.04, 0.97, 0.9), vignette=0.4),
+                ambient="fire",
+                reverb=True,
+                visual_setting="a wider, slightly tilted shot in dimmer, warmer light, her shawl and the gilt "
+                               "oval frame of the portrait visible",
+                environment_sounds="a fire crackling softly in a fireplace",
+                reference_text="Her sister wrote a letter to the whole family last week.",
+                target_text="The garden gate was left open all night.",
+            ),
+        ),
+    ),
 )
 
 
@@ -371,7 +488,8 @@ def ambient_bed(kind: str, num_samples: int, rng: np.random.Generator) -> np.nda
     """A quiet, seeded background sound of ``num_samples`` at SAMPLE_RATE_HZ (RMS about -42 dBFS).
 
     ``rain``: band-passed noise with slow swells and sparse soft droplets; ``hum``: 50 Hz mains hum with
-    harmonics over faint fan noise; ``traffic``: low-passed brown noise with slow swells.
+    harmonics over faint fan noise; ``traffic``: low-passed brown noise with slow swells; ``fire``: a low,
+    swelling roar with sparse crackles and pops.
     """
     from scipy.signal import butter, sosfilt
 
@@ -399,6 +517,16 @@ def ambient_bed(kind: str, num_samples: int, rng: np.random.Generator) -> np.nda
         brown = np.cumsum(rng.standard_normal(num_samples))
         brown = sosfilt(butter(2, [30, 400], "bandpass", fs=SAMPLE_RATE_HZ, output="sos"), brown)
         bed = brown / np.std(brown) * np.clip(slow_swell(0.3, 0.35), 0.3, 1.8)
+    elif kind == "fire":
+        roar = sosfilt(butter(2, [40, 500], "bandpass", fs=SAMPLE_RATE_HZ, output="sos"),
+                       rng.standard_normal(num_samples))
+        roar *= np.clip(slow_swell(0.5, 0.3), 0.4, 1.6)
+        crackle = np.zeros(num_samples)
+        crack_at = rng.choice(num_samples, size=int(14 * t_s[-1]), replace=False)
+        crackle[crack_at] = ((rng.pareto(2.5, size=len(crack_at)) + 0.3)  # mostly small snaps, a few pops
+                             * rng.choice([-1.0, 1.0], size=len(crack_at)))
+        crackle = sosfilt(butter(2, [800, 8000], "bandpass", fs=SAMPLE_RATE_HZ, output="sos"), crackle)
+        bed = roar / np.std(roar) + 0.9 * crackle / np.std(crackle)
     else:
         raise ValueError(f"unknown ambient kind {kind!r}")
     bed = bed / np.sqrt(np.mean(bed**2))
@@ -580,7 +708,7 @@ def animate_frame(still: np.ndarray, rig: MouthRig, opening: float, sway: tuple[
 def head_sway(num_frames: int, envelope: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Per-frame (roll degrees, x px, y px): slow seeded sinusoids plus a small nod with the speech."""
     t_s = np.arange(num_frames) / FPS
-    phases = rng.uniform(0, 2 * np.pi, size=5)
+    phases = rng.uniform(0, 2 * np.pi, size=4)
     roll = 1.0 * np.sin(2 * np.pi * 0.21 * t_s + phases[0]) + 0.4 * np.sin(2 * np.pi * 0.53 * t_s + phases[1])
     shift_x = 1.5 * np.sin(2 * np.pi * 0.17 * t_s + phases[2])
     shift_y = 1.0 * np.sin(2 * np.pi * 0.29 * t_s + phases[3]) + 0.8 * envelope
@@ -594,6 +722,8 @@ def head_sway(num_frames: int, envelope: np.ndarray, rng: np.random.Generator) -
 
 @dataclass(frozen=True)
 class BuiltClip:
+    """A written clip: its ``Clip`` fields (times in seconds) and the sentence it speaks (``text``)."""
+
     clip_id: str
     path: str  # relative to the split folder
     sha256: str
@@ -653,6 +783,7 @@ def build_source_video(speaker: Speaker, condition: Condition, photo: np.ndarray
         write_mp4(SPLIT_DIR / relative, frames[start_frame: start_frame + num_frames], FPS,
                   audio[None, first_sample: first_sample + num_frames * samples_per_frame], SAMPLE_RATE_HZ,
                   crf=VIDEO_CRF)
+        (SPLIT_DIR / relative).chmod(0o644)  # write_mp4's temporary file is created 0600
         built.append(BuiltClip(clip_id=clip_id, path=relative, sha256=file_sha256(SPLIT_DIR / relative),
                                source_video=source_video, start_s=round(start_frame / FPS, 6),
                                duration_s=round(num_frames / FPS, 6), text=text))
@@ -672,6 +803,7 @@ def make_pair(pair_id: str, speaker: Speaker, kind: str, reference: BuiltClip, t
 
 
 def card_record(pairs: list[dict[str, object]]) -> dict[str, object]:
+    """The ``SplitCard`` record for the built pairs (counts, provenance, licences, rebuild command)."""
     kinds = {"same-video": sum(p["kind"] == "same-video" for p in pairs),
              "cross-video": sum(p["kind"] == "cross-video" for p in pairs)}
     voices = "; ".join(f"{s.speaker_id}: espeak-ng -v {s.voice.name} -p {s.voice.pitch} -s {s.voice.speed}"
@@ -686,7 +818,8 @@ def card_record(pairs: list[dict[str, object]]) -> dict[str, object]:
                    "the transcripts written in build_demo.py",
          "licence": "Synthesiser GPL-3.0-or-later; its output audio is not a copy of the program and carries "
                     "no licence of its own; the transcripts are this project's own text, dedicated CC0-1.0"},
-        {"material": "ambient sound beds (rain, air-conditioner hum, traffic), room reverb, mouth animation, "
+        {"material": "ambient sound beds (rain, air-conditioner hum, traffic, fire), room reverb, mouth "
+                     "animation, "
                      "head sway, framing and colour grading",
          "source": "generated by splits/demo/build_demo.py (seeded numpy noise, scipy filters, OpenCV remap)",
          "licence": "CC0-1.0 (this project's own work)"},
@@ -696,17 +829,21 @@ def card_record(pairs: list[dict[str, object]]) -> dict[str, object]:
         "version": SPLIT_VERSION,
         "description": (
             "A tiny, fully synthetic demo split that ships with the repository so every command runs "
-            "offline: 3 speakers x 2 source videos x (one 5.0 s reference + one 4.84 s target) = 12 clips "
-            "of 256x256 px, 25 fps, 48 kHz mono AAC. Faces are real public-domain / MIT-licensed portrait "
-            "photos animated by a speech-driven mouth warp; voices are espeak-ng. It exercises the "
-            "pipeline and the metrics; its numbers say nothing about real talking-head quality."),
+            f"offline: {len(SPEAKERS)} speakers x 2 source videos x (one 5.0 s reference + one 4.84 s "
+            f"target) = {4 * len(SPEAKERS)} clips of 256x256 px, 25 fps, 48 kHz mono AAC. Faces are real, "
+            "freely licensed portraits animated by a speech-driven mouth warp: three are photographs "
+            "(public domain or MIT), the fourth (spk-lovelace) is a colour illustration of Ada Lovelace "
+            "(matplotlib's former sample image ada.png), not a photograph. Voices are espeak-ng. It "
+            "exercises the pipeline and the metrics; its numbers say nothing about real talking-head "
+            "quality."),
         "source_dataset": (
-            "Synthesised by splits/demo/build_demo.py: real still portraits from installed PyPI packages "
-            "(matplotlib grace_hopper.jpg, scikit-image astronaut.png, mahotas luispedro.jpg); speech "
+            "Synthesised by splits/demo/build_demo.py: real still portraits from PyPI packages "
+            "(matplotlib grace_hopper.jpg, scikit-image astronaut.png, mahotas luispedro.jpg, all installed; "
+            "the illustration ada.png from the matplotlib 3.2.2 wheel, fetched with pip download); speech "
             f"from espeak-ng ({voices}); mouth opened per frame from the speech loudness envelope "
             "(cv2.remap displacement of lower lip and jaw, dark mouth interior), slight head sway; "
             "v2 videos add a different crop/tilt, colour grade and vignette, a short room reverb and a "
-            "quiet seeded ambient bed (rain, hum or traffic, about -42 dBFS vs -20 dBFS speech)."),
+            "quiet seeded ambient bed (rain, hum, traffic or fire, about -42 dBFS vs -20 dBFS speech)."),
         "protocol": (
             "Each speaker has two source videos (v1: studio framing, dry speech, silent room; v2: different "
             "framing and light, reverb, ambient sound). Each source video is 9.84 s: a reference segment "
@@ -720,7 +857,10 @@ def card_record(pairs: list[dict[str, object]]) -> dict[str, object]:
         "licence": (
             "CC0-1.0 for the clips of spk-hopper and spk-collins (public-domain photos, synthetic audio, "
             "own work); MIT for the clips of spk-coelho (derived from mahotas' MIT-licensed luispedro.jpg; "
-            "keep the mahotas copyright and permission notice given in media_licences)"),
+            "keep the mahotas copyright and permission notice given in media_licences); the matplotlib "
+            "license (PSF-based, permissive) for the clips of spk-lovelace (derived from matplotlib 3.2.2's "
+            "ada.png; keep the matplotlib copyright notice and the summary of changes given in "
+            "media_licences)"),
         "media_licences": media_licences,
         "rebuild": REBUILD_COMMAND,
     }
@@ -826,7 +966,6 @@ def check() -> None:
             loudness = frame_loudness_db(media.mono(SAMPLE_RATE_HZ), SAMPLE_RATE_HZ, len(frames))
             face_rows = [i for i, t in enumerate(tracks) if t is not None]
             correlation = float(np.corrcoef(np.maximum(loudness[face_rows], -60), opening)[0, 1])
-            text = pair.transcript if role == "target" else None
             clips[clip.clip_id] = {
                 "role": role, "frames": len(frames), "fps": media.fps, "faces": len(found),
                 "audio_s": media.audio_duration_s, "rate": media.sample_rate,
@@ -834,10 +973,8 @@ def check() -> None:
                 "lip_std_x100_inter_ocular": float(100 * np.std(np.asarray(gaps) / np.asarray(inter_ocular))),
                 "corr_opening_loudness": correlation,
                 "embedding": encoder.embed_utterance(preprocess_wav(wav16, source_sr=16_000)),
-                "wav16": wav16, "text": text,
+                "wav16": wav16, "text": pair.transcript if role == "target" else None,
             }
-    for pair in pairs:
-        clips[pair.target.clip_id]["text"] = pair.transcript
 
     print("\nclip                    frames  fps  audio_s  rate   faces  lipstd(fh) lipstd(io)  corr")
     for clip_id, info in clips.items():
@@ -858,6 +995,7 @@ def check() -> None:
               f"other speakers mean {np.mean(others):.3f} max {np.max(others):.3f}")
     print("\nspeaker x speaker mean similarity (all clip pairs, excluding a clip with itself)")
     speakers = sorted(set(speaker_of.values()))
+    print("  " + " " * 12 + " " + "  ".join(f"{name.removeprefix('spk-')[:6]:>6s}" for name in speakers))
     for a in speakers:
         row = []
         for b in speakers:
@@ -881,7 +1019,8 @@ def check() -> None:
         print(f"  {clip_id:22s} WER {error:.2f}  heard: {hypothesis!r}")
     print(f"  mean WER {np.mean(wers):.3f}")
     total_bytes = sum(path.stat().st_size for path in MEDIA_DIR.glob("*.mp4"))
-    print(f"\nmedia size: {total_bytes} bytes ({total_bytes / 1e6:.2f} MB) in {len(list(MEDIA_DIR.glob('*.mp4')))} files")
+    num_files = len(list(MEDIA_DIR.glob("*.mp4")))
+    print(f"\nmedia size: {total_bytes} bytes ({total_bytes / 1e6:.2f} MB) in {num_files} files")
 
 
 def main() -> None:
