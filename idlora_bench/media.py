@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from idlora_bench.errors import MediaError
+from idlora_bench.io_utils import atomic_output
 
 __all__ = [
     "DecodedMedia",
@@ -244,41 +244,32 @@ def write_mp4(
     height, width = frames.shape[1:3]
     if height % 2 or width % 2:
         raise ValueError(f"frame size must be even for yuv420p, got {width}x{height}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4.part", dir=path.parent)
-    os.close(handle)
-    try:
-        with av.open(tmp_name, mode="w", format="mp4") as container:
-            video = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(100_000))
-            video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-            video.options = {"crf": str(crf), "preset": "medium"}
-            audio_stream = None
-            if audio is not None:
-                if not sample_rate:
-                    raise ValueError("sample_rate is required when audio is given")
-                audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
-                layout = {1: "mono", 2: "stereo"}.get(audio.shape[0])
-                if layout is None:
-                    raise ValueError(f"audio must have 1 or 2 channels, got {audio.shape[0]}")
-                audio_stream = container.add_stream("aac", rate=int(sample_rate), layout=layout)
-                audio_stream.bit_rate = audio_bitrate
-            for rgb in frames:
-                container.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
-            container.mux(video.encode())
-            if audio_stream is not None:
-                assert audio is not None and sample_rate is not None
-                frame_size = audio_stream.codec_context.frame_size or 1024
-                clipped = np.clip(audio, -1.0, 1.0)
-                for start in range(0, clipped.shape[1], frame_size):
-                    chunk = np.ascontiguousarray(clipped[:, start : start + frame_size])
-                    frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=audio_stream.layout.name)
-                    frame.sample_rate = int(sample_rate)
-                    frame.pts = start
-                    container.mux(audio_stream.encode(frame))
-                container.mux(audio_stream.encode())
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    with atomic_output(path, suffix=".mp4.part") as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+        video = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(100_000))
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"crf": str(crf), "preset": "medium"}
+        audio_stream = None
+        if audio is not None:
+            if not sample_rate:
+                raise ValueError("sample_rate is required when audio is given")
+            audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+            layout = {1: "mono", 2: "stereo"}.get(audio.shape[0])
+            if layout is None:
+                raise ValueError(f"audio must have 1 or 2 channels, got {audio.shape[0]}")
+            audio_stream = container.add_stream("aac", rate=int(sample_rate), layout=layout)
+            audio_stream.bit_rate = audio_bitrate
+        for rgb in frames:
+            container.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(video.encode())
+        if audio_stream is not None:
+            assert audio is not None and sample_rate is not None
+            frame_size = audio_stream.codec_context.frame_size or 1024
+            clipped = np.clip(audio, -1.0, 1.0)
+            for start in range(0, clipped.shape[1], frame_size):
+                chunk = np.ascontiguousarray(clipped[:, start : start + frame_size])
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=audio_stream.layout.name)
+                frame.sample_rate = int(sample_rate)
+                frame.pts = start
+                container.mux(audio_stream.encode(frame))
+            container.mux(audio_stream.encode())
     return path

@@ -4,7 +4,6 @@ tables' lines as printed (leaderboard/reported/paper_tables_excerpt.txt), and th
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pandas as pd
 import pytest

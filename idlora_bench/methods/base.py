@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
+from idlora_bench.io_utils import atomic_output
 from idlora_bench.splits import Split
 from idlora_bench.types import Pair
 
@@ -56,13 +55,5 @@ class Method(ABC):
 
 def copy_atomic(source: Path, destination: Path) -> None:
     """Copy a file so that ``destination`` appears whole or not at all."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{destination.stem}.", suffix=".part", dir=destination.parent)
-    os.close(handle)
-    try:
-        shutil.copyfile(source, tmp_name)
-        os.replace(tmp_name, destination)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    with atomic_output(destination) as tmp:
+        shutil.copyfile(source, tmp)

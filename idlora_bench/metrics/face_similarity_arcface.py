@@ -20,7 +20,7 @@ import numpy as np
 from idlora_bench.errors import SampleFailure
 from idlora_bench.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
-from idlora_bench.metrics.similarity import cosine_similarity, mean_then_normalise
+from idlora_bench.metrics.similarity import face_similarity_score, mean_then_normalise
 from idlora_bench.models.insightface_onnx import DET_10G, W600K_R50, BuffaloL
 from idlora_bench.types import Pair
 
@@ -79,11 +79,4 @@ class FaceSimilarityArcFace(Metric):
         }
 
     def compare(self, generated: Features, target: Features | None, pair: Pair) -> Score:
-        assert target is not None
-        return Score(
-            cosine_similarity(generated["embedding"], target["embedding"]),
-            {
-                "generated_frames_without_face": [int(i) for i in generated["frames_without_face"]],
-                "target_frames_without_face": [int(i) for i in target["frames_without_face"]],
-            },
-        )
+        return face_similarity_score(generated, target)

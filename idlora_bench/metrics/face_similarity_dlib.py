@@ -16,7 +16,7 @@ from idlora_bench.errors import SampleFailure
 from idlora_bench.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
 from idlora_bench.metrics.dlib_faces import FACE_RESNET, LANDMARKS_68, DlibFaces
-from idlora_bench.metrics.similarity import cosine_similarity, mean_then_normalise
+from idlora_bench.metrics.similarity import face_similarity_score, mean_then_normalise
 from idlora_bench.types import Pair
 
 
@@ -53,11 +53,4 @@ class FaceSimilarityDlib(Metric):
         }
 
     def compare(self, generated: Features, target: Features | None, pair: Pair) -> Score:
-        assert target is not None
-        return Score(
-            cosine_similarity(generated["embedding"], target["embedding"]),
-            {
-                "generated_frames_without_face": [int(i) for i in generated["frames_without_face"]],
-                "target_frames_without_face": [int(i) for i in target["frames_without_face"]],
-            },
-        )
+        return face_similarity_score(generated, target)

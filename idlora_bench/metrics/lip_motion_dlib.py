@@ -16,30 +16,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from idlora_bench.errors import SampleFailure
 from idlora_bench.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
 from idlora_bench.metrics.dlib_faces import LANDMARKS_68, DlibFaces
+from idlora_bench.metrics.mouth import lip_motion_features, lip_motion_score, lip_motion_x100, normalised_mouth_opening
 from idlora_bench.types import Pair
-
-UPPER_INNER_LIP = (61, 62, 63)
-LOWER_INNER_LIP = (67, 66, 65)
-NOSE_BRIDGE_TOP, CHIN = 27, 8
-
-
-def normalised_mouth_opening(landmarks: np.ndarray) -> np.ndarray:
-    """Inner-mouth opening / face height for landmark tracks ``(T, 68, 2)`` -> ``(T,)``."""
-    landmarks = np.asarray(landmarks, np.float64)
-    gaps = np.linalg.norm(landmarks[:, UPPER_INNER_LIP] - landmarks[:, LOWER_INNER_LIP], axis=-1)
-    face_height = np.linalg.norm(landmarks[:, NOSE_BRIDGE_TOP] - landmarks[:, CHIN], axis=-1)
-    return gaps.mean(axis=1) / face_height
-
-
-def lip_motion_x100(landmarks: np.ndarray) -> float:
-    """100 x std over time (ddof=0) of the normalised inner-mouth opening of ``(T, 68, 2)`` landmarks."""
-    return float(100.0 * np.std(normalised_mouth_opening(landmarks)))
 
 
 class LipMotionDlib(Metric):
@@ -73,23 +54,10 @@ class LipMotionDlib(Metric):
                 missing.append(index)
                 continue
             tracks.append(self._faces.landmarks(frame, box, upscale=self.params["landmark_upscale"]))
-        face_fraction = len(tracks) / len(frames)
-        if len(tracks) < 2 or face_fraction < self.params["min_face_fraction"]:
-            raise SampleFailure(
-                "no_face",
-                f"a face in {len(tracks)} of {len(frames)} frames of {media.path.name} "
-                f"(needs >= {self.params['min_face_fraction']:.0%} and >= 2)",
-            )
-        landmarks = np.stack(tracks)
-        return {
-            "lip_motion_x100": lip_motion_x100(landmarks),
-            "opening": normalised_mouth_opening(landmarks).astype(np.float32),
-            "frames_without_face": np.asarray(missing, np.int64),
-        }
+        return lip_motion_features(tracks, missing, len(frames), self.params["min_face_fraction"], media.path.name)
 
     def compare(self, generated: Features, target: Features | None, pair: Pair) -> Score:
-        details = {
-            "generated_frames_without_face": len(generated["frames_without_face"]),
-            "target_lip_motion_x100": None if target is None else float(target["lip_motion_x100"]),
-        }
-        return Score(float(generated["lip_motion_x100"]), details)
+        return lip_motion_score(generated, target)
+
+
+__all__ = ["LipMotionDlib", "lip_motion_x100", "normalised_mouth_opening"]  # the latter two from mouth.py

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
-from idlora_bench.errors import SampleFailure
 from idlora_bench.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
-from idlora_bench.metrics.lip_motion_dlib import lip_motion_x100, normalised_mouth_opening
+from idlora_bench.metrics.mouth import lip_motion_features, lip_motion_score
 from idlora_bench.models.insightface_onnx import DET_10G, LANDMARK_1K3D68, BuffaloL
 from idlora_bench.types import Pair
 
@@ -68,23 +66,7 @@ class LipMotionInsightFace(Metric):
                 missing.append(index)
                 continue
             tracks.append(self._models.landmarks68(frame, face))
-        face_fraction = len(tracks) / len(frames)
-        if len(tracks) < 2 or face_fraction < self.params["min_face_fraction"]:
-            raise SampleFailure(
-                "no_face",
-                f"a face in {len(tracks)} of {len(frames)} frames of {media.path.name} "
-                f"(needs >= {self.params['min_face_fraction']:.0%} and >= 2)",
-            )
-        landmarks = np.stack(tracks)
-        return {
-            "lip_motion_x100": lip_motion_x100(landmarks),
-            "opening": normalised_mouth_opening(landmarks).astype(np.float32),
-            "frames_without_face": np.asarray(missing, np.int64),
-        }
+        return lip_motion_features(tracks, missing, len(frames), self.params["min_face_fraction"], media.path.name)
 
     def compare(self, generated: Features, target: Features | None, pair: Pair) -> Score:
-        details = {
-            "generated_frames_without_face": len(generated["frames_without_face"]),
-            "target_lip_motion_x100": None if target is None else float(target["lip_motion_x100"]),
-        }
-        return Score(float(generated["lip_motion_x100"]), details)
+        return lip_motion_score(generated, target)

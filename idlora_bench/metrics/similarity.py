@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from idlora_bench.metrics.base import Features, Score
+
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
     """Cosine of two 1-d vectors (float64 arithmetic). Raises on a zero vector instead of returning 0."""
@@ -22,3 +24,15 @@ def mean_then_normalise(embeddings: np.ndarray) -> np.ndarray:
     """
     mean = np.asarray(embeddings, np.float64).mean(axis=0)
     return (mean / np.linalg.norm(mean)).astype(np.float32)
+
+
+def face_similarity_score(generated: Features, target: Features | None) -> Score:
+    """Cosine of the generated and target face embeddings, with the frames without a face of both."""
+    assert target is not None
+    return Score(
+        cosine_similarity(generated["embedding"], target["embedding"]),
+        {
+            "generated_frames_without_face": [int(i) for i in generated["frames_without_face"]],
+            "target_frames_without_face": [int(i) for i in target["frames_without_face"]],
+        },
+    )
