@@ -13,7 +13,8 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TransferSpeedColumn)
 from rich.table import Table
 
 from idlora_bench.errors import BenchError
@@ -237,7 +238,16 @@ def cmd_models(args: argparse.Namespace) -> int:
                           + ("" if status == "ok" else f": fix with {weights.fix}"))
         return 1 if bad else 0
     if args.action == "pull":
-        results = model_store.pull(model_store.select(args.names))
+        columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+        with Progress(*columns, console=err_console) as progress:
+            tasks: dict[str, Any] = {}
+
+            def report(label: str, done: int, total: int | None) -> None:
+                if label not in tasks:
+                    tasks[label] = progress.add_task(label, total=total)
+                progress.update(tasks[label], completed=done, total=total)
+
+            results = model_store.pull(model_store.select(args.names), progress=report)
         for result in results:
             colour = {"present": "green", "downloaded": "green"}.get(result.status, "red")
             console.print(f"[{colour}]{result.status}[/] {result.weights.name} {result.message}")

@@ -95,3 +95,29 @@ def test_demo_table_marks_significance_where_the_data_say_so(demo_results: pd.Da
     assert set(comparisons["family_size"]) == {8}
     assert "| demo | *gt* |" in table_render.to_markdown(table)
     assert r"\toprule" in table_render.to_latex(table) and "<table>" in table_render.to_html(table)
+
+
+def test_validate_demo_then_one_changed_byte_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    import yaml
+
+    from idlora_bench.cli import main
+
+    assert main(["splits", "validate", "demo"]) == 0
+    copy = tmp_path / "splits" / "demo-copy"
+    shutil.copytree(load_split("demo").directory, copy)
+    card = yaml.safe_load((copy / "card.yaml").read_text())
+    card["name"] = "demo-copy"
+    (copy / "card.yaml").write_text(yaml.safe_dump(card))
+    monkeypatch.setenv("IDLORA_BENCH_SPLITS", str(tmp_path / "splits"))
+    assert main(["splits", "validate", "demo-copy"]) == 0
+    victim = sorted((copy / "media").glob("*.mp4"))[3]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(["splits", "validate", "demo-copy"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert victim.name in err and "does not match" in err
