@@ -68,6 +68,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from idlora_bench import runner
 
     methods = [m for item in args.method for m in item.split(",") if m]
+    options: dict[str, str] = {}
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BenchError(f"--option takes KEY=VALUE, got {item!r}")
+        options[key.replace("-", "_")] = value
+    if args.model:
+        options["model"] = args.model
     if args.out and len(methods) > 1:
         raise BenchError("--out names one run folder: give one --method, or use --runs-root for several")
     summaries, failures = [], []
@@ -75,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else runner.default_run_dir(args.split, method, args.seed, Path(args.runs_root))
         outcome = runner.run(method, args.split, profile=args.profile, seed=args.seed, out_dir=out,
                              data_root=args.data_root, cache_path=args.cache, device=args.device,
-                             metrics=args.metrics, progress=_progress)
+                             metrics=args.metrics, method_options=options, progress=_progress)
         summaries.append(outcome.summary)
         failures.append(outcome.results[outcome.results["status"] == "failed"])
         err_console.print(f"[green]{method}[/]: results in {outcome.run_dir} ({outcome.counts})")
@@ -308,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--out", help="run folder (one method); default RUNS_ROOT/SPLIT/METHOD-seedN")
     run.add_argument("--runs-root", default="runs", help="where run folders go (default: runs)")
+    run.add_argument("--model", help="method option 'model' (idlora / ltx-zeroshot: ltx-2 or tiny-random)")
+    run.add_argument("--option", action="append", metavar="KEY=VALUE",
+                     help="method option, repeatable (e.g. --option checkpoint=talkvid --option steps=30)")
     run.set_defaults(func=cmd_run)
 
     score = sub.add_parser("score", help="score videos made elsewhere (<pair_id>.mp4 per pair)")

@@ -17,12 +17,19 @@ class Registry(Generic[T]):
     def __init__(self, what: str) -> None:
         self.what = what
         self._entries: dict[str, T] = {}
+        self._lazy: dict[str, str] = {}
 
     def register(self, name: str, entry: T) -> T:
-        if name in self._entries:
+        if name in self._entries or name in self._lazy:
             raise ValueError(f"{self.what} {name!r} is registered twice")
         self._entries[name] = entry
         return entry
+
+    def register_lazy(self, name: str, target: str) -> None:
+        """Register ``module:attribute``, imported on first ``get`` (keeps heavy imports off start-up)."""
+        if name in self._entries or name in self._lazy:
+            raise ValueError(f"{self.what} {name!r} is registered twice")
+        self._lazy[name] = target
 
     def decorator(self, name_attribute: str = "name") -> Callable[[T], T]:
         """Class decorator registering the class under its ``name`` attribute."""
@@ -33,24 +40,29 @@ class Registry(Generic[T]):
         return wrap
 
     def get(self, name: str) -> T:
+        if name in self._lazy:
+            import importlib
+
+            module, attribute = self._lazy.pop(name).split(":")
+            self._entries[name] = getattr(importlib.import_module(module), attribute)
         try:
             return self._entries[name]
         except KeyError:
             raise RegistryError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
+        close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5)
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        return f"unknown {self.what} {name!r}.{hint} Known: {', '.join(sorted(self._entries)) or '(none)'}."
+        return f"unknown {self.what} {name!r}.{hint} Known: {', '.join(self.names()) or '(none)'}."
 
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        return sorted([*self._entries, *self._lazy])
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._entries or name in self._lazy
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) + len(self._lazy)

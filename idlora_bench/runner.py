@@ -306,7 +306,10 @@ def run(
 ) -> RunOutcome:
     """Generate (resumable) and score one method on one split; write results, summary and manifest."""
     split = load_split(split_name, data_root)
-    method = build_method(method_name, **(method_options or {}))
+    try:
+        method = build_method(method_name, **(method_options or {}))
+    except (TypeError, ValueError) as exc:  # bad options: a clear message, not a traceback
+        raise ValidationError(f"method {method_name!r}: {exc}") from exc
     metric_objects = _prepare_metrics(profile, device, metrics)
     run_dir = out_dir or default_run_dir(split.name, method.name, seed)
     videos_dir = run_dir / "videos"

@@ -16,6 +16,9 @@ from idlora_bench.registry import Registry
 METHODS: Registry[type[Method]] = Registry("method")
 for _method in (GroundTruth, StillReference, SwapSpeaker):
     METHODS.register(_method.name, _method)
+# The ID-LoRA reference (LTX-2, diffusers + peft): imported on first use.
+METHODS.register_lazy("idlora", "reference_impl.idlora.methods:IDLoRAMethod")
+METHODS.register_lazy("ltx-zeroshot", "reference_impl.idlora.methods:LTXZeroShotMethod")
 
 SANITY_METHODS = ("gt", "still-reference", "swap-speaker")
 

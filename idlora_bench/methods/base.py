@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
+from idlora_bench.errors import ValidationError
 from idlora_bench.io_utils import atomic_output
 from idlora_bench.splits import Split
 from idlora_bench.types import Pair
@@ -36,7 +37,7 @@ class Method(ABC):
 
     def __init__(self, **options: Any) -> None:
         if options:
-            raise TypeError(f"method {self.name!r} takes no options, got {sorted(options)}")
+            raise ValidationError(f"method {self.name!r} takes no options, got {sorted(options)}")
 
     def config(self) -> dict[str, Any]:
         """Everything that changes the output besides pair and seed (stamped into the run manifest)."""

@@ -1,0 +1,1 @@
+"""Reference implementations of methods scored by idlora-bench (ID-LoRA on LTX-2)."""

@@ -1,0 +1,363 @@
+"""Method adapters for the runner: ``idlora`` (ID-LoRA on LTX-2) and ``ltx-zeroshot`` (LTX-2, no LoRA, no
+reference).
+
+Both generate one clip per pair with :class:`~reference_impl.idlora.pipeline.IDLoRAPipeline`: the target's
+first frame is the visual condition, the reference clip's audio the voice reference (``idlora`` only), the
+pair's prompt the text. Options (all keyword, strings from a command line are coerced):
+
+- ``model``: ``"ltx-2"`` (real weights from the model store; realistically a CUDA GPU) or ``"tiny-random"``
+  (every component tiny and random, CPU, seconds; results are marked smoke and refused by tables).
+- ``checkpoint`` (``idlora`` only): ``"celebvhq"`` / ``"talkvid"`` (the released LoRAs from the model store) or
+  a path to a LoRA ``.safetensors`` (ltx-core or diffusers naming). Ignored for ``tiny-random`` unless a path.
+- guidance: ``video_scale`` (w_v, 3), ``audio_scale`` (w_a, 7), ``identity_scale_paper`` (s, 4) OR
+  ``identity_scale_code`` (s_id = s - 1, 3) (``idlora`` only), ``stg_scale`` (1), ``stg_block`` (29 for
+  LTX-2; the last block, 1, for tiny-random), ``modality_scale`` (w_av, 3).
+- ``steps`` (30; 4 for tiny-random), ``frames`` (121; 9 for tiny-random), ``fps`` (25), ``long_side`` (512;
+  64 for tiny-random) or explicit ``height`` + ``width``, ``reference_positions`` (``"negative"``),
+  ``negative_prompt``, ``batched_guidance`` (True), ``device`` (``"auto"``), ``dtype`` (``"bfloat16"`` on CUDA,
+  ``"float32"`` on CPU), ``offload`` (``"model"``: diffusers' model CPU offload on a GPU, the default for
+  ``ltx-2``; ``"none"``: everything resident, about 70 GB), ``tiny_seed`` (0).
+
+Every option that changes outputs is in :meth:`config`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, ClassVar
+
+from idlora_bench.errors import WeightsError
+from idlora_bench.media import decode, file_sha256, write_mp4
+from idlora_bench.methods.base import Method
+from idlora_bench.splits import Split
+from idlora_bench.types import Pair
+from idlora_bench.weights import WeightsFile, models_dir
+
+LTX2_REPO = "Lightricks/LTX-2"
+LTX2_REVISION = "47da56e2ad66ce4125a9922b4a8826bf407f9d0a"
+LTX2_MODEL = "ltx-2"
+LTX2_LICENCE = "LTX-2 Community License"
+
+# The diffusers-format files of Lightricks/LTX-2 the pipeline loads (text encoder: Gemma-3-12B, F32, 11 shards).
+LTX2_FILES: tuple[str, ...] = (
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "transformer/config.json",
+    "transformer/diffusion_pytorch_model.safetensors.index.json",
+    *(f"transformer/diffusion_pytorch_model-{i:05d}-of-00008.safetensors" for i in range(1, 9)),
+    "connectors/config.json",
+    "connectors/diffusion_pytorch_model.safetensors",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.safetensors",
+    "audio_vae/config.json",
+    "audio_vae/diffusion_pytorch_model.safetensors",
+    "vocoder/config.json",
+    "vocoder/diffusion_pytorch_model.safetensors",
+    "text_encoder/config.json",
+    "text_encoder/model.safetensors.index.json",
+    *(f"text_encoder/model-{i:05d}-of-00011.safetensors" for i in range(1, 12)),
+    "tokenizer/tokenizer.json",
+    "tokenizer/tokenizer.model",
+    "tokenizer/tokenizer_config.json",
+)
+LTX2_WEIGHTS: tuple[WeightsFile, ...] = tuple(
+    WeightsFile(model=LTX2_MODEL, file=name, source=f"hf:{LTX2_REPO}@{LTX2_REVISION}:{name}", sha256=None,
+                licence=LTX2_LICENCE)
+    for name in LTX2_FILES
+)
+
+# The released ID-LoRA adapters. No pinned revision was found in public code: "main" (NOT reproducible
+# until a commit hash replaces it).
+IDLORA_REVISION = "main"
+IDLORA_LORAS: dict[str, WeightsFile] = {
+    name: WeightsFile(model=f"id-lora-{name}", file="lora_weights.safetensors",
+                      source=f"hf:AviadDahan/ID-LoRA-{repo}@{IDLORA_REVISION}:lora_weights.safetensors",
+                      sha256=None, licence=LTX2_LICENCE)
+    for name, repo in (("celebvhq", "CelebVHQ"), ("talkvid", "TalkVid"))
+}
+
+MODELS = ("ltx-2", "tiny-random")
+REAL_DEFAULTS: dict[str, Any] = {"steps": 30, "frames": 121, "long_side": 512, "stg_block": 29}
+TINY_DEFAULTS: dict[str, Any] = {"steps": 4, "frames": 9, "long_side": 64, "stg_block": 1}
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    return bool(value)
+
+
+def _optional(kind: type, value: Any) -> Any:
+    return None if value is None or value == "" else kind(value)
+
+
+class LTXZeroShotMethod(Method):
+    """``ltx-zeroshot``: LTX-2 image+text to audio-video with the ID-LoRA sampler, no LoRA and no reference.
+
+    Guidance: text CFG, STG and modality isolation as in ``idlora``; no identity guidance (no reference).
+    """
+
+    name: ClassVar[str] = "ltx-zeroshot"
+    description: ClassVar[str] = "LTX-2 zero-shot (no LoRA, no voice reference) with the ID-LoRA sampler"
+    weights: ClassVar[tuple[WeightsFile, ...]] = LTX2_WEIGHTS
+    uses_reference: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        model: str = "ltx-2",
+        video_scale: float = 3.0,
+        audio_scale: float = 7.0,
+        stg_scale: float = 1.0,
+        stg_block: int | None = None,
+        modality_scale: float = 3.0,
+        steps: int | None = None,
+        frames: int | None = None,
+        fps: float = 25.0,
+        long_side: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        negative_prompt: str | None = None,
+        batched_guidance: bool = True,
+        device: str = "auto",
+        dtype: str | None = None,
+        offload: str | None = None,
+        tiny_seed: int = 0,
+        **extra: Any,
+    ) -> None:
+        from reference_impl.idlora.guidance import GuidanceConfig
+        from reference_impl.idlora.pipeline import DEFAULT_NEGATIVE_PROMPT
+
+        self._check_extra(extra)
+        if model not in MODELS:
+            raise ValueError(f"method {self.name!r}: model must be one of {MODELS}, got {model!r}")
+        self.model = model
+        self.smoke = model == "tiny-random"  # type: ignore[misc]  # per instance: the runner reads method.smoke
+        defaults = TINY_DEFAULTS if self.smoke else REAL_DEFAULTS
+        self.steps = int(_optional(int, steps) or defaults["steps"])
+        self.frames = int(_optional(int, frames) or defaults["frames"])
+        self.fps = float(fps)
+        self.height = _optional(int, height)
+        self.width = _optional(int, width)
+        if (self.height is None) != (self.width is None):
+            raise ValueError(f"method {self.name!r}: give both height and width, or neither")
+        self.long_side = int(_optional(int, long_side) or defaults["long_side"])
+        block = _optional(int, stg_block)
+        self.guidance = GuidanceConfig.create(
+            video_scale=float(video_scale), audio_scale=float(audio_scale), identity_scale_code=0.0,
+            stg_scale=float(stg_scale), stg_blocks=(defaults["stg_block"] if block is None else block,),
+            modality_scale=float(modality_scale),
+        )
+        self.negative_prompt = DEFAULT_NEGATIVE_PROMPT if negative_prompt is None else str(negative_prompt)
+        self.batched_guidance = _as_bool(batched_guidance)
+        self.device_option = str(device)
+        self.dtype_option = None if dtype is None else str(dtype)
+        self.tiny_seed = int(tiny_seed)
+        self.offload = offload if offload is not None else ("none" if self.smoke else "model")
+        if self.offload not in ("none", "model"):
+            raise ValueError(f"method {self.name!r}: offload must be 'none' or 'model', got {self.offload!r}")
+        self.reference_positions = "negative"
+        self._pipeline: Any = None
+
+    def _check_extra(self, extra: dict[str, Any]) -> None:
+        if extra:
+            raise TypeError(f"method {self.name!r} got unknown options {sorted(extra)}")
+
+    # ------------------------------------------------------------------ config
+
+    def _device(self) -> str:
+        import torch
+
+        if self.device_option != "auto":
+            return self.device_option
+        if self.smoke:
+            return "cpu"
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"method {self.name!r} with model 'ltx-2' needs a CUDA GPU (19B parameters); "
+                               "pass device='cpu' to force the CPU")
+        return "cuda"
+
+    def _dtype_name(self) -> str:
+        if self.dtype_option is not None:
+            return self.dtype_option
+        return "float32" if self.smoke or self.device_option == "cpu" else "bfloat16"
+
+    def guidance_config(self) -> Any:
+        return self.guidance
+
+    def config(self) -> dict[str, Any]:
+        import diffusers
+
+        from reference_impl.idlora.sampling import ltx2_sigmas
+
+        config: dict[str, Any] = {
+            "method": self.name,
+            "model": self.model,
+            "base_weights": (f"tiny-random(seed={self.tiny_seed})" if self.smoke
+                             else f"hf:{LTX2_REPO}@{LTX2_REVISION}"),
+            "guidance": self.guidance_config().as_dict(),
+            "steps": self.steps,
+            "sigmas": ltx2_sigmas(self.steps),
+            "frames": self.frames,
+            "fps": self.fps,
+            "resolution": ({"height": self.height, "width": self.width} if self.height is not None
+                           else {"auto_long_side": self.long_side, "multiple": 32}),
+            "reference_positions": self.reference_positions if self.uses_reference else None,
+            "uses_reference": self.uses_reference,
+            "negative_prompt_sha256": hashlib.sha256(self.negative_prompt.encode()).hexdigest(),
+            "dtype": self._dtype_name(),
+            "batched_guidance": self.batched_guidance,
+            "two_stage": False,
+            "diffusers": diffusers.__version__,
+        }
+        return config
+
+    # ------------------------------------------------------------------ loading
+
+    def _verify_weights(self, files: tuple[WeightsFile, ...]) -> None:
+        problems = []
+        for weights in files:
+            try:
+                weights.verify()
+            except WeightsError as exc:
+                problems.append(str(exc).split(" Fix: ")[0])
+        if problems:
+            models = sorted({w.model for w in files})
+            raise WeightsError(
+                f"method {self.name!r} (model 'ltx-2') cannot load: {len(problems)} weights file(s) missing or "
+                f"unverified, e.g. {problems[0]} Fix: bench models pull {' '.join(models)} "
+                "(or, without internet, bench models import DIR)"
+            )
+
+    def _check_weights(self) -> None:
+        """Raise a WeightsError naming ``bench models pull ...`` unless every needed file is verified."""
+        if not self.smoke:
+            self._verify_weights(LTX2_WEIGHTS)
+
+    def _load_base(self) -> Any:
+        import torch
+
+        from reference_impl.idlora.pipeline import IDLoRAPipeline
+
+        if self.smoke:
+            return IDLoRAPipeline.tiny_random(self.tiny_seed)
+        dtype = getattr(torch, self._dtype_name())
+        return IDLoRAPipeline.from_pretrained(str(models_dir() / LTX2_MODEL), torch_dtype=dtype)
+
+    def _load_adapters(self, pipeline: Any) -> None:
+        """No adapter for the zero-shot baseline."""
+
+    def prepare(self, split: Split) -> None:
+        if self._pipeline is not None:
+            return
+        self._check_weights()
+        device = self._device()
+        pipeline = self._load_base()
+        self._load_adapters(pipeline)
+        if self.offload == "model" and device != "cpu":
+            # Components move to the GPU one at a time (Gemma-3-12B, 24 GB in bf16, never sits beside the
+            # 38 GB transformer); numerics are unchanged.
+            pipeline.enable_model_cpu_offload(device=device)
+            self._pipeline = pipeline
+        else:
+            self._pipeline = pipeline.to(device)
+
+    # ------------------------------------------------------------------ generation
+
+    def _reference(self, pair: Pair, split: Split) -> tuple[Any, int | None]:
+        return None, None
+
+    def generate(self, pair: Pair, split: Split, out_path: Path, seed: int) -> None:
+        if self._pipeline is None:
+            self.prepare(split)
+        target = decode(split.media_path(pair.target), need_audio=False)
+        first_frame = target.require_video()[0]
+        reference_audio, reference_rate = self._reference(pair, split)
+        result = self._pipeline(
+            pair.prompt, first_frame, reference_audio, reference_rate,
+            height=self.height, width=self.width, long_side=self.long_side, num_frames=self.frames,
+            frame_rate=self.fps, num_inference_steps=self.steps, seed=int(seed), guidance=self.guidance_config(),
+            negative_prompt=self.negative_prompt, reference_positions=self.reference_positions,
+            batched_guidance=self.batched_guidance,
+        )
+        write_mp4(out_path, result.frames, result.fps, result.audio, result.sample_rate)
+
+
+class IDLoRAMethod(LTXZeroShotMethod):
+    """``idlora``: ID-LoRA (LTX-2 + the identity LoRA) with the reference clip's audio as the voice reference,
+    negative temporal positions and five-pass identity guidance (see the module docstring for options)."""
+
+    name: ClassVar[str] = "idlora"
+    description: ClassVar[str] = "ID-LoRA reference implementation (LTX-2 + identity LoRA, identity guidance)"
+    weights: ClassVar[tuple[WeightsFile, ...]] = LTX2_WEIGHTS + tuple(IDLORA_LORAS.values())
+    uses_reference: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        checkpoint: str = "celebvhq",
+        identity_scale_paper: float | None = None,
+        identity_scale_code: float | None = None,
+        reference_positions: str = "negative",
+        **options: Any,
+    ) -> None:
+        from reference_impl.idlora.guidance import GuidanceConfig
+        from reference_impl.idlora.positions import REFERENCE_POSITION_MODES
+
+        super().__init__(**options)
+        self.checkpoint = str(checkpoint)
+        if self.checkpoint not in IDLORA_LORAS and not Path(self.checkpoint).is_file():
+            raise ValueError(f"method 'idlora': checkpoint must be one of {sorted(IDLORA_LORAS)} or an existing "
+                             f"LoRA .safetensors file, got {self.checkpoint!r}")
+        base = self.guidance
+        self.guidance = GuidanceConfig.create(
+            video_scale=base.video_scale, audio_scale=base.audio_scale,
+            identity_scale_paper=_optional(float, identity_scale_paper),
+            identity_scale_code=_optional(float, identity_scale_code),
+            stg_scale=base.stg_scale, stg_blocks=base.stg_blocks, modality_scale=base.modality_scale,
+        )
+        if reference_positions not in REFERENCE_POSITION_MODES:
+            raise ValueError(f"reference_positions must be one of {REFERENCE_POSITION_MODES}, got {reference_positions!r}")
+        self.reference_positions = reference_positions
+
+    def _lora_file(self) -> Path | None:
+        """The LoRA to load: a released card's verified path, a user file, or None (tiny-random, named)."""
+        if Path(self.checkpoint).is_file():
+            return Path(self.checkpoint)
+        if self.smoke:
+            return None  # tiny-random has no released adapter: the random base model alone
+        return IDLORA_LORAS[self.checkpoint].verify()
+
+    def _check_weights(self) -> None:
+        if self.smoke:
+            return
+        lora = () if Path(self.checkpoint).is_file() else (IDLORA_LORAS[self.checkpoint],)
+        self._verify_weights(LTX2_WEIGHTS + lora)
+
+    def _load_adapters(self, pipeline: Any) -> None:
+        path = self._lora_file()
+        if path is not None:
+            pipeline.load_id_lora(str(path))
+
+    def config(self) -> dict[str, Any]:
+        config = super().config()
+        path = Path(self.checkpoint)
+        if path.is_file():
+            lora: dict[str, Any] = {"path": str(path.resolve()), "sha256": file_sha256(path)}
+        elif self.smoke:
+            lora = {"name": self.checkpoint, "loaded": False,
+                    "note": "tiny-random has no released adapter; the random base model runs alone"}
+        else:
+            card = IDLORA_LORAS[self.checkpoint]
+            lora = {"name": self.checkpoint, "source": card.source, "sha256": card.expected_sha256()}
+        config["checkpoint"] = lora
+        return config
+
+    def _reference(self, pair: Pair, split: Split) -> tuple[Any, int | None]:
+        reference = decode(split.media_path(pair.reference), need_video=False)
+        return reference.require_audio(), reference.sample_rate
