@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from pathlib import Path
 
 from idlora_bench.io_utils import atomic_write_text
@@ -19,24 +20,32 @@ def _number(table: Table, column: str, cell: Cell) -> str:
     return f"{cell.value:.{digits}f}"
 
 
+def _format_cell(table: Table, column: str, cell: Cell | None, *, escape: Callable[[str], str],
+                 bold: Callable[[str], str], underline: Callable[[str], str], marks: dict[str, str],
+                 coverage: Callable[[str], str]) -> str:
+    """One cell's text: the number (escaped), bold if best, underlined if second, the significance mark and
+    the coverage note, each in the target format's markup."""
+    if cell is None:
+        return ""
+    text = escape(_number(table, column, cell))
+    text = bold(text) if cell.rank == 1 else (underline(text) if cell.rank == 2 else text)
+    text += marks.get(cell.mark, "")
+    return text + (coverage(cell.coverage_note) if cell.coverage_note else "")
+
+
+def _same(text: str) -> str:
+    return text
+
+
 def to_markdown(table: Table) -> str:
     lines = [f"**{table.title}**", ""]
     header = ["split", "method", *(table.header(c) for c in table.columns)]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for block in table.blocks:
         for index, row in enumerate(block.rows):
-            cells = []
-            for column in table.columns:
-                cell = row.cells.get(column)
-                if cell is None:
-                    cells.append("")
-                    continue
-                text = _number(table, column, cell)
-                text = f"**{text}**" if cell.rank == 1 else (f"<u>{text}</u>" if cell.rank == 2 else text)
-                text += cell.mark
-                if cell.coverage_note:
-                    text += f" ({cell.coverage_note})"
-                cells.append(text)
+            cells = [_format_cell(table, column, row.cells.get(column), escape=_same, bold="**{}**".format,
+                                  underline="<u>{}</u>".format, marks={"†": "†", "‡": "‡"}, coverage=" ({})".format)
+                     for column in table.columns]
             label = f"*{row.label}*" if row.kind in ("reported", "anchor") else row.label
             lines.append("| " + " | ".join([block.title if index == 0 else "", label, *cells]) + " |")
     lines += [""] + [f"- {note}" for note in table.notes]
@@ -58,18 +67,11 @@ def to_latex(table: Table) -> str:
         if number:
             lines.append(r"\midrule")
         for index, row in enumerate(block.rows):
-            cells = []
-            for column in table.columns:
-                cell = row.cells.get(column)
-                if cell is None:
-                    cells.append("")
-                    continue
-                text = _number(table, column, cell)
-                text = rf"\textbf{{{text}}}" if cell.rank == 1 else (rf"\underline{{{text}}}" if cell.rank == 2 else text)
-                text += {"†": r"$^\dagger$", "‡": r"$^\ddagger$"}.get(cell.mark, "")
-                if cell.coverage_note:
-                    text += rf"\,{{\scriptsize({cell.coverage_note})}}"
-                cells.append(text)
+            cells = [_format_cell(table, column, row.cells.get(column), escape=_same, bold=r"\textbf{{{}}}".format,
+                                  underline=r"\underline{{{}}}".format,
+                                  marks={"†": r"$^\dagger$", "‡": r"$^\ddagger$"},
+                                  coverage=r"\,{{\scriptsize({})}}".format)
+                     for column in table.columns]
             label = _latex_escape(row.label)
             label = rf"\textit{{{label}}}" if row.kind in ("reported", "anchor") else label
             split = _latex_escape(block.title) if index == 0 else ""
@@ -84,18 +86,11 @@ def to_html(table: Table) -> str:
     body = []
     for block in table.blocks:
         for index, row in enumerate(block.rows):
-            cells = []
-            for column in table.columns:
-                cell = row.cells.get(column)
-                if cell is None:
-                    cells.append("<td></td>")
-                    continue
-                text = html.escape(_number(table, column, cell))
-                text = f"<b>{text}</b>" if cell.rank == 1 else (f"<u>{text}</u>" if cell.rank == 2 else text)
-                text += f"<sup>{cell.mark}</sup>" if cell.mark else ""
-                if cell.coverage_note:
-                    text += f' <small title="scored / all pairs">({cell.coverage_note})</small>'
-                cells.append(f"<td>{text}</td>")
+            cells = ["<td>" + _format_cell(table, column, row.cells.get(column), escape=html.escape,
+                                           bold="<b>{}</b>".format, underline="<u>{}</u>".format,
+                                           marks={"†": "<sup>†</sup>", "‡": "<sup>‡</sup>"},
+                                           coverage=' <small title="scored / all pairs">({})</small>'.format) + "</td>"
+                     for column in table.columns]
             label = html.escape(row.label)
             label = f"<i>{label}</i>" if row.kind in ("reported", "anchor") else label
             split = f"<th>{html.escape(block.title)}</th>" if index == 0 else "<td></td>"
