@@ -6,6 +6,7 @@ motion is about 0; every metric is measured (not constant) with full coverage on
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import pandas as pd
 import pytest

@@ -17,6 +17,13 @@ pair's prompt the text. Options (all keyword, strings from a command line are co
   ``negative_prompt``, ``batched_guidance`` (True), ``device`` (``"auto"``), ``dtype`` (``"bfloat16"`` on CUDA,
   ``"float32"`` on CPU), ``offload`` (``"model"``: diffusers' model CPU offload on a GPU, the default for
   ``ltx-2``; ``"none"``: everything resident, about 70 GB), ``tiny_seed`` (0).
+- ``two_stage`` (False; True for the paper's reported 1024x1024 outputs): stage 1 at the resolution above
+  (512), then the x2 latent upsampler, re-noise to 0.909375 and 3 Euler steps (0.909375, 0.725, 0.421875, 0)
+  with the distilled LoRA at ``distilled_lora_strength`` (0.8), no guidance, audio frozen (see
+  ``reference_impl.idlora.pipeline``); the output is 2x the stage-1 size. Needs the model store files
+  ``ltx-2-spatial-upscaler-x2/ltx-2-spatial-upscaler-x2-1.0.safetensors`` and
+  ``ltx-2-distilled-lora/ltx-2-19b-distilled-lora-384.safetensors``. For ``tiny-random``: a tiny random
+  upsampler and a random rank-4 stand-in LoRA (seeded by ``tiny_seed``) take their place.
 
 Every option that changes outputs is in :meth:`config`.
 """
@@ -77,6 +84,18 @@ IDLORA_LORAS: dict[str, WeightsFile] = {
     for name, repo in (("celebvhq", "CelebVHQ"), ("talkvid", "TalkVid"))
 }
 
+# Two-stage refinement: the x2 spatial latent upsampler and the distilled LoRA (single-file ltx-core checkpoints in
+# the same repository and revision; sha256 not published: pinned by the revision, recorded at pull).
+UPSAMPLER_FILE = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
+DISTILLED_LORA_FILE = "ltx-2-19b-distilled-lora-384.safetensors"
+LTX2_UPSAMPLER = WeightsFile(model="ltx-2-spatial-upscaler-x2", file=UPSAMPLER_FILE,
+                             source=f"hf:{LTX2_REPO}@{LTX2_REVISION}:{UPSAMPLER_FILE}", sha256=None,
+                             licence=LTX2_LICENCE)
+LTX2_DISTILLED_LORA = WeightsFile(model="ltx-2-distilled-lora", file=DISTILLED_LORA_FILE,
+                                  source=f"hf:{LTX2_REPO}@{LTX2_REVISION}:{DISTILLED_LORA_FILE}", sha256=None,
+                                  licence=LTX2_LICENCE)
+TWO_STAGE_WEIGHTS: tuple[WeightsFile, ...] = (LTX2_UPSAMPLER, LTX2_DISTILLED_LORA)
+
 MODELS = ("ltx-2", "tiny-random")
 REAL_DEFAULTS: dict[str, Any] = {"steps": 30, "frames": 121, "long_side": 512, "stg_block": 29}
 TINY_DEFAULTS: dict[str, Any] = {"steps": 4, "frames": 9, "long_side": 64, "stg_block": 1}
@@ -104,7 +123,7 @@ class LTXZeroShotMethod(Method):
 
     name: ClassVar[str] = "ltx-zeroshot"
     description: ClassVar[str] = "LTX-2 zero-shot (no LoRA, no voice reference) with the ID-LoRA sampler"
-    weights: ClassVar[tuple[WeightsFile, ...]] = LTX2_WEIGHTS
+    weights: ClassVar[tuple[WeightsFile, ...]] = LTX2_WEIGHTS + TWO_STAGE_WEIGHTS
     uses_reference: ClassVar[bool] = False
 
     def __init__(
@@ -128,6 +147,8 @@ class LTXZeroShotMethod(Method):
         dtype: str | None = None,
         offload: str | None = None,
         tiny_seed: int = 0,
+        two_stage: bool = False,
+        distilled_lora_strength: float = 0.8,
         **extra: Any,
     ) -> None:
         from reference_impl.idlora.guidance import GuidanceConfig
@@ -162,6 +183,8 @@ class LTXZeroShotMethod(Method):
         if self.offload not in ("none", "model"):
             raise ValueError(f"method {self.name!r}: offload must be 'none' or 'model', got {self.offload!r}")
         self.reference_positions = "negative"
+        self.two_stage = _as_bool(two_stage)
+        self.distilled_lora_strength = float(distilled_lora_strength)
         self._pipeline: Any = None
 
     def _check_extra(self, extra: dict[str, Any]) -> None:
@@ -212,9 +235,24 @@ class LTXZeroShotMethod(Method):
             "negative_prompt_sha256": hashlib.sha256(self.negative_prompt.encode()).hexdigest(),
             "dtype": self._dtype_name(),
             "batched_guidance": self.batched_guidance,
-            "two_stage": False,
+            "two_stage": self.two_stage,
             "diffusers": diffusers.__version__,
         }
+        if self.two_stage:
+            from reference_impl.idlora.pipeline import STAGE2_SIGMAS, UPSAMPLER_SCALE
+
+            config["stage2"] = {
+                "upscale": UPSAMPLER_SCALE,
+                "sigmas": list(STAGE2_SIGMAS),
+                "distilled_lora_strength": self.distilled_lora_strength,
+                "guidance": "none (one positive pass)",
+                "audio": "frozen",
+                "upsampler": (f"tiny-random(seed={self.tiny_seed + 6})" if self.smoke
+                              else {"source": LTX2_UPSAMPLER.source, "sha256": LTX2_UPSAMPLER.expected_sha256()}),
+                "distilled_lora": (f"tiny-random(rank=4, seed={self.tiny_seed})" if self.smoke
+                                   else {"source": LTX2_DISTILLED_LORA.source,
+                                         "sha256": LTX2_DISTILLED_LORA.expected_sha256()}),
+            }
         return config
 
     # ------------------------------------------------------------------ loading
@@ -237,7 +275,7 @@ class LTXZeroShotMethod(Method):
     def _check_weights(self) -> None:
         """Raise a WeightsError naming ``bench models pull ...`` unless every needed file is verified."""
         if not self.smoke:
-            self._verify_weights(LTX2_WEIGHTS)
+            self._verify_weights(LTX2_WEIGHTS + (TWO_STAGE_WEIGHTS if self.two_stage else ()))
 
     def _load_base(self) -> Any:
         import torch
@@ -252,6 +290,22 @@ class LTXZeroShotMethod(Method):
     def _load_adapters(self, pipeline: Any) -> None:
         """No adapter for the zero-shot baseline."""
 
+    def _load_two_stage(self, pipeline: Any) -> None:
+        """Attach the x2 upsampler and load the distilled LoRA (after the ID-LoRA adapter)."""
+        import torch
+
+        from reference_impl.idlora.pipeline import (
+            load_latent_upsampler,
+            tiny_distilled_lora_state_dict,
+        )
+
+        if self.smoke:  # tiny_random already attached its tiny upsampler
+            pipeline.load_distilled_lora(tiny_distilled_lora_state_dict(pipeline.transformer, self.tiny_seed))
+            return
+        dtype = getattr(torch, self._dtype_name())
+        pipeline.set_latent_upsampler(load_latent_upsampler(LTX2_UPSAMPLER.verify(), dtype=dtype))
+        pipeline.load_distilled_lora(LTX2_DISTILLED_LORA.verify())
+
     def prepare(self, split: Split) -> None:
         if self._pipeline is not None:
             return
@@ -259,6 +313,8 @@ class LTXZeroShotMethod(Method):
         device = self._device()
         pipeline = self._load_base()
         self._load_adapters(pipeline)
+        if self.two_stage:
+            self._load_two_stage(pipeline)
         if self.offload == "model" and device != "cpu":
             # Components move to the GPU one at a time (Gemma-3-12B, 24 GB in bf16, never sits beside the
             # 38 GB transformer); numerics are unchanged.
@@ -283,7 +339,8 @@ class LTXZeroShotMethod(Method):
             height=self.height, width=self.width, long_side=self.long_side, num_frames=self.frames,
             frame_rate=self.fps, num_inference_steps=self.steps, seed=int(seed), guidance=self.guidance_config(),
             negative_prompt=self.negative_prompt, reference_positions=self.reference_positions,
-            batched_guidance=self.batched_guidance,
+            batched_guidance=self.batched_guidance, two_stage=self.two_stage,
+            distilled_lora_strength=self.distilled_lora_strength,
         )
         write_mp4(out_path, result.frames, result.fps, result.audio, result.sample_rate)
 
@@ -294,7 +351,7 @@ class IDLoRAMethod(LTXZeroShotMethod):
 
     name: ClassVar[str] = "idlora"
     description: ClassVar[str] = "ID-LoRA reference implementation (LTX-2 + identity LoRA, identity guidance)"
-    weights: ClassVar[tuple[WeightsFile, ...]] = LTX2_WEIGHTS + tuple(IDLORA_LORAS.values())
+    weights: ClassVar[tuple[WeightsFile, ...]] = LTX2_WEIGHTS + TWO_STAGE_WEIGHTS + tuple(IDLORA_LORAS.values())
     uses_reference: ClassVar[bool] = True
 
     def __init__(
@@ -337,7 +394,7 @@ class IDLoRAMethod(LTXZeroShotMethod):
         if self.smoke:
             return
         lora = () if Path(self.checkpoint).is_file() else (IDLORA_LORAS[self.checkpoint],)
-        self._verify_weights(LTX2_WEIGHTS + lora)
+        self._verify_weights(LTX2_WEIGHTS + (TWO_STAGE_WEIGHTS if self.two_stage else ()) + lora)
 
     def _load_adapters(self, pipeline: Any) -> None:
         path = self._lora_file()

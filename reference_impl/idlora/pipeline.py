@@ -28,9 +28,23 @@ through ``reference_impl.idlora.convert`` and ``reference_impl.idlora.lora``):
    ``[reference (clean, t = 0, negative positions) ; target (noisy)]``;
 5. decode: video VAE (decode timestep 0, as diffusers' default) and audio VAE + vocoder on the target tokens.
 
-Two-stage generation (x2 latent upsampler + 3 distilled-LoRA steps at 1024 px, as in the paper's reported
-numbers) is NOT implemented: diffusers has the pieces (``LTX2LatentUpsamplePipeline`` and the distilled LoRA
-through ``load_lora_weights``), but this reference pipeline is one-stage only.
+Optional two-stage refinement (``two_stage=True``; the paper's reported 1024x1024 outputs are two-stage):
+
+6. the stage-1 video latents (base resolution, e.g. 512x512) are un-normalised with the video VAE's latent
+   mean/std, upsampled x2 in space by ``LTX2LatentUpsamplerModel`` (which works on raw VAE latents, as in
+   diffusers' ``LTX2LatentUpsamplePipeline``) and normalised again: ``(1, C, F_lat, 2 H_lat, 2 W_lat)``;
+7. re-noised to ``s0 = stage2_sigmas[0]`` (0.909375): ``x = (1 - s0) x_up + s0 eps`` (eps from the same seeded
+   CPU generator, drawn after the stage-1 noise, so stage 1 is unchanged); the first latent frame is the
+   first image re-encoded at the 2x size and kept clean (timestep 0), as in stage 1;
+8. 3 Euler steps over ``(0.909375, 0.725, 0.421875, 0)`` (diffusers' ``STAGE_2_DISTILLED_SIGMA_VALUES`` + 0)
+   with the distilled LoRA (adapter ``"distilled"``, loaded with :meth:`IDLoRAPipeline.load_distilled_lora`)
+   active at ``distilled_lora_strength`` (0.8) and the ID-LoRA adapter left as it was in stage 1. NO guidance
+   in stage 2: one positive pass per step (prompt + reference), as LTX-2's two-stage pipelines do for the
+   distilled refinement (CFG/STG are for the base model; the distilled model is trained to work without
+   them). AUDIO FROZEN: the whole audio sequence ``[reference ; stage-1 target]`` is passed clean (timestep 0,
+   denoise mask 0) and never updated, so the output audio is bit-identical to single-stage audio with the same
+   seed. Text embeddings are those of stage 1 (the distilled adapter is inactive while the prompt is encoded).
+   The distilled adapter is switched off again after stage 2 (also on error), so later calls are unaffected.
 
 ``IDLoRAPipeline.tiny_random(seed)`` builds every component from tiny random configs (a real
 ``Gemma3ForConditionalGeneration`` and a real ``GemmaTokenizer`` with a byte-fallback vocabulary included) so
@@ -39,9 +53,11 @@ the whole path runs on CPU in seconds; outputs are noise (smoke tests only).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -86,6 +102,134 @@ DEFAULT_NEGATIVE_PROMPT = (
 )
 
 PROMPT_FORMAT = re.compile(r"^\s*\[VISUAL\]:.+\[SPEECH\]:.+\[SOUNDS\]:.+$", re.DOTALL)
+
+# Two-stage refinement (LTX-2's distilled stage-2 schedule: diffusers' STAGE_2_DISTILLED_SIGMA_VALUES + 0).
+STAGE2_SIGMAS: tuple[float, ...] = (0.909375, 0.725, 0.421875, 0.0)
+DEFAULT_DISTILLED_LORA_STRENGTH = 0.8
+DISTILLED_ADAPTER_NAME = "distilled"
+UPSAMPLER_SCALE = 2  # the x2 spatial upsampler: output height and width = 2 x stage 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Two-stage components: latent upsampler and distilled LoRA
+# ---------------------------------------------------------------------------------------------------------
+
+
+def load_latent_upsampler(path: str | Path, *, dtype: torch.dtype = torch.float32):  # -> LTX2LatentUpsamplerModel
+    """The single-file spatial upsampler (``ltx-2-spatial-upscaler-x2-1.0.safetensors``) as diffusers'
+    ``LTX2LatentUpsamplerModel``.
+
+    diffusers 0.42.1 has no ``from_single_file`` for this class, but its own conversion script
+    (``scripts/convert_ltx2_to_diffusers.py``, ``convert_ltx2_spatial_latent_upsampler``) loads the original
+    ltx-core state dict with ``load_state_dict(strict=True)`` unchanged: the key names are identical
+    (``initial_conv``, ``initial_norm``, ``res_blocks.<i>.{conv1,norm1,conv2,norm2}``, ``upsampler.conv`` (+ the
+    fixed ``upsampler.blur_down.kernel`` buffer), ``post_upsample_res_blocks.<i>``, ``final_conv``). So the
+    key map is the identity; the config (LTX-2.0: in 128, mid 1024, 4 blocks per stage, 3-D convs, rational
+    x2 resampler) is read off the tensors here (in/mid channels from ``initial_conv.weight``, block count from
+    the keys, rational vs pixel-shuffle resampler from ``upsampler.conv`` vs ``upsampler.0``) and the load is
+    strict: any missing or unexpected key raises. Not verified against the real file (not downloadable here).
+    """
+    from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    if "initial_conv.weight" not in state or "final_conv.weight" not in state:
+        raise KeyError(f"{path}: not an LTX-2 latent upsampler (no initial_conv/final_conv weights); "
+                       f"first keys {sorted(state)[:5]}")
+    initial = state["initial_conv.weight"]
+    blocks = {int(k.split(".")[1]) for k in state if k.startswith("res_blocks.")}
+    rational = "upsampler.conv.weight" in state
+    config = {
+        "in_channels": int(initial.shape[1]), "mid_channels": int(initial.shape[0]),
+        "num_blocks_per_stage": len(blocks), "dims": initial.ndim - 2, "spatial_upsample": True,
+        "temporal_upsample": False, "rational_spatial_scale": 2.0, "use_rational_resampler": rational,
+    }
+    model = LTX2LatentUpsamplerModel(**config)
+    if rational and "upsampler.blur_down.kernel" not in state:  # a buffer some exporters drop; it is fixed
+        state["upsampler.blur_down.kernel"] = model.upsampler.blur_down.kernel.clone()
+    model.load_state_dict(state, strict=True)
+    return model.to(dtype).eval()
+
+
+def tiny_latent_upsampler(seed: int = 0, in_channels: int = 8):  # -> LTX2LatentUpsamplerModel
+    """A seeded tiny random x2 spatial ``LTX2LatentUpsamplerModel`` (mid 32 channels, the GroupNorm minimum;
+    1 block per stage; rational x2 resampler as LTX-2.0), float32, eval mode."""
+    from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
+
+    torch.manual_seed(seed)
+    return LTX2LatentUpsamplerModel(in_channels=in_channels, mid_channels=32, num_blocks_per_stage=1, dims=3,
+                                    spatial_upsample=True, temporal_upsample=False,
+                                    rational_spatial_scale=2.0, use_rational_resampler=True).eval()
+
+
+def tiny_distilled_lora_state_dict(
+    transformer: torch.nn.Module, seed: int = 0, rank: int = 4, std: float = 0.1
+) -> dict[str, torch.Tensor]:
+    """A random LoRA in ltx-core naming (``diffusion_model.transformer_blocks.<i>.<module>.lora_{A,B}.weight``)
+    on every video and audio attention projection and FFN of ``transformer``: a stand-in for the distilled
+    LoRA on tiny random models (it has no meaning; it only makes stage 2 differ measurably when active).
+    ``lora_A``: ``(rank, in)``, ``lora_B``: ``(out, rank)``, both N(0, std^2) (B non-zero, unlike a fresh adapter).
+    """
+    kinds = ("attn1", "attn2", "audio_attn1", "audio_attn2", "audio_to_video_attn", "video_to_audio_attn")
+    projections = ("to_q", "to_k", "to_v", "to_out.0")
+    generator = torch.Generator("cpu").manual_seed(int(seed))
+    state: dict[str, torch.Tensor] = {}
+    for index, block in enumerate(transformer.transformer_blocks):  # type: ignore[union-attr]
+        names = [f"{kind}.{proj}" for kind in kinds for proj in projections]
+        names += ["ff.net.0.proj", "ff.net.2", "audio_ff.net.0.proj", "audio_ff.net.2"]
+        for name in names:
+            layer = block.get_submodule(name)
+            base = getattr(layer, "base_layer", layer)
+            prefix = f"diffusion_model.transformer_blocks.{index}.{name}"
+            state[f"{prefix}.lora_A.weight"] = torch.randn((rank, base.in_features), generator=generator) * std
+            state[f"{prefix}.lora_B.weight"] = torch.randn((base.out_features, rank), generator=generator) * std
+    return state
+
+
+def _tuner_layers(*models: torch.nn.Module | None) -> list[Any]:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return [m for model in models if model is not None for m in model.modules() if isinstance(m, BaseTunerLayer)]
+
+
+def _layer_adapters(layer: Any) -> set[str]:
+    return set(getattr(layer, "lora_A", {}).keys())
+
+
+def set_distilled_adapter(models: tuple[torch.nn.Module | None, ...], active: bool, strength: float = 1.0) -> int:
+    """Switch the ``"distilled"`` adapter on (at ``strength``: scaling = strength * alpha / r) or off in every
+    peft layer of ``models``, leaving the other adapters (the ID-LoRA ``"default"``) as they are. Returns the
+    number of layers that hold the distilled adapter."""
+    count = 0
+    for layer in _tuner_layers(*models):
+        current = [name for name in layer.active_adapters if name != DISTILLED_ADAPTER_NAME]
+        has = DISTILLED_ADAPTER_NAME in _layer_adapters(layer)
+        count += int(has)
+        if has and active:
+            current.append(DISTILLED_ADAPTER_NAME)
+            layer.set_scale(DISTILLED_ADAPTER_NAME, float(strength))
+        elif has:
+            layer.set_scale(DISTILLED_ADAPTER_NAME, 1.0)
+        grads = {name: param.requires_grad for name, param in layer.named_parameters()}
+        layer.set_adapter(current)
+        for name, param in layer.named_parameters():  # set_adapter touches requires_grad: keep it as it was
+            param.requires_grad_(grads.get(name, False))
+    return count
+
+
+def distilled_adapter_active(models: tuple[torch.nn.Module | None, ...]) -> list[float]:
+    """Per layer holding the distilled adapter: its effective scale multiplier if active (scaling * r / alpha),
+    0.0 if inactive. Empty if no distilled adapter is loaded."""
+    out = []
+    for layer in _tuner_layers(*models):
+        if DISTILLED_ADAPTER_NAME not in _layer_adapters(layer):
+            continue
+        if DISTILLED_ADAPTER_NAME in layer.active_adapters and not layer.disable_adapters:
+            out.append(float(layer.scaling[DISTILLED_ADAPTER_NAME] * layer.r[DISTILLED_ADAPTER_NAME]
+                             / layer.lora_alpha[DISTILLED_ADAPTER_NAME]))
+        else:
+            out.append(0.0)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -229,9 +373,11 @@ class IDLoRAOutput:
 
 
 class IDLoRAPipeline(LTX2ImageToVideoPipeline):
-    """One-stage ID-LoRA generation (see the module docstring). Load with ``from_pretrained`` (a diffusers
-    LTX-2 folder, e.g. ``Lightricks/LTX-2``) or build with :meth:`tiny_random`; add the ID-LoRA adapter with
-    :meth:`load_id_lora`."""
+    """ID-LoRA generation, one-stage or (``two_stage=True``) with the x2 distilled refinement (see the module
+    docstring). Load with ``from_pretrained`` (a diffusers LTX-2 folder, e.g. ``Lightricks/LTX-2``) or build
+    with :meth:`tiny_random`; add the ID-LoRA adapter with :meth:`load_id_lora`, then for two-stage the
+    upsampler (:meth:`set_latent_upsampler` + :func:`load_latent_upsampler`) and the distilled LoRA
+    (:meth:`load_distilled_lora`)."""
 
     # ------------------------------------------------------------------ construction
 
@@ -313,10 +459,78 @@ class IDLoRAPipeline(LTX2ImageToVideoPipeline):
             output_sampling_rate=16_000,
         ).eval()
 
-        return cls(
+        pipeline = cls(
             scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, audio_vae=audio_vae, text_encoder=text_encoder,
             tokenizer=tokenizer, connectors=connectors, transformer=transformer, vocoder=vocoder,
         )
+        # The x2 latent upsampler for two-stage runs (built last so the other components' seeds are unchanged).
+        pipeline.set_latent_upsampler(tiny_latent_upsampler(seed + 6, TINY_TRANSFORMER_CONFIG["in_channels"]))
+        return pipeline
+
+    # ------------------------------------------------------------------ two-stage components
+
+    @property
+    def latent_upsampler(self) -> Any:
+        """The x2 spatial ``LTX2LatentUpsamplerModel`` used by ``two_stage=True`` (None until set)."""
+        return getattr(self, "_latent_upsampler", None)
+
+    def set_latent_upsampler(self, upsampler: Any) -> None:
+        """Attach the x2 latent upsampler (a loaded ``LTX2LatentUpsamplerModel``, e.g. from
+        :func:`load_latent_upsampler`). Kept outside the registered components so ``from_pretrained`` and
+        ``save_pretrained`` of the base pipeline are unchanged; it is moved to the execution device when used."""
+        if upsampler is not None and not bool(upsampler.config.spatial_upsample):
+            raise ValueError("two-stage needs a spatial latent upsampler (config.spatial_upsample=True)")
+        object.__setattr__(self, "_latent_upsampler", upsampler)
+
+    def load_distilled_lora(self, path_or_state_dict: str | Path | dict[str, torch.Tensor]) -> int:
+        """Load the stage-2 distilled LoRA (``ltx-2-19b-distilled-lora-384.safetensors``, ltx-core naming) as
+        the peft adapter ``"distilled"`` through diffusers' ``LTX2LoraLoaderMixin.load_lora_weights`` (which
+        converts ltx-core keys; its ``text_embedding_projection`` part, if any, goes on the connectors). It is
+        left INACTIVE: ``__call__(two_stage=True)`` switches it on for stage 2 only. Load the ID-LoRA adapter
+        (:meth:`load_id_lora`) first: its strict check refuses modules that already carry another adapter.
+        Returns the number of peft layers holding the distilled adapter."""
+        if self.distilled_lora_loaded:
+            raise ValueError(f"a distilled LoRA is already loaded (adapter {DISTILLED_ADAPTER_NAME!r})")
+        source = str(path_or_state_dict) if isinstance(path_or_state_dict, (str, Path)) else path_or_state_dict
+        models = (self.transformer, self.connectors)
+        # diffusers' loader activates the new adapter ALONE in every layer (the ID-LoRA adapter would be
+        # switched off): remember which adapters were active per layer and restore that afterwards.
+        before = {id(layer): list(layer.active_adapters) for layer in _tuner_layers(*models)}
+        self.load_lora_weights(source, adapter_name=DISTILLED_ADAPTER_NAME)
+        for layer in _tuner_layers(*models):
+            grads = {name: param.requires_grad for name, param in layer.named_parameters()}
+            layer.set_adapter(before.get(id(layer), []))
+            for name, param in layer.named_parameters():
+                param.requires_grad_(grads.get(name, False))
+        count = set_distilled_adapter(models, active=False)
+        if count == 0:
+            raise RuntimeError(f"{path_or_state_dict!r}: no LoRA layer was created for the distilled adapter")
+        return count
+
+    @property
+    def distilled_lora_loaded(self) -> bool:
+        """Whether the ``"distilled"`` adapter exists on the transformer."""
+        return any(DISTILLED_ADAPTER_NAME in _layer_adapters(layer) for layer in _tuner_layers(self.transformer))
+
+    @torch.no_grad()
+    def upsample_video_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Normalised ``(1, C, F_lat, H_lat, W_lat)`` -> normalised ``(1, C, F_lat, 2 H_lat, 2 W_lat)``:
+        un-normalise with the VAE's latent mean/std, run the upsampler (it works on raw VAE latents), normalise
+        again (as diffusers' ``LTX2LatentUpsamplePipeline`` with ``latents_normalized=True`` and its DFR
+        pipelines' ``upsample_latents``). float32 out."""
+        upsampler = self.latent_upsampler
+        if upsampler is None:
+            raise ValueError("two_stage=True needs the x2 latent upsampler: pass latent_upsampler=... or call "
+                             "pipeline.set_latent_upsampler(load_latent_upsampler('ltx-2-spatial-upscaler-x2-1.0"
+                             ".safetensors')) (method option two_stage=True does this from the model store)")
+        scaling = self.vae.config.scaling_factor
+        raw = self._denormalize_latents(latents.to(torch.float32), self.vae.latents_mean, self.vae.latents_std,
+                                        scaling)
+        param = next(upsampler.parameters())
+        if param.device != raw.device:
+            upsampler.to(raw.device)
+        up = upsampler(raw.to(param.dtype)).to(torch.float32)
+        return self._normalize_latents(up, self.vae.latents_mean, self.vae.latents_std, scaling)
 
     def load_id_lora(self, path: str, *, scale: float = 1.0) -> dict[str, int]:
         """Load an ID-LoRA adapter file into the transformer (peft, on the 18 audio-path module kinds).
@@ -431,6 +645,10 @@ class IDLoRAPipeline(LTX2ImageToVideoPipeline):
         check_prompt_format: bool = True,
         output: Literal["media", "latent"] = "media",
         callback: StepCallback | None = None,
+        two_stage: bool = False,
+        latent_upsampler: Any = None,
+        distilled_lora_strength: float = DEFAULT_DISTILLED_LORA_STRENGTH,
+        stage2_sigmas: tuple[float, ...] | list[float] = STAGE2_SIGMAS,
     ) -> IDLoRAOutput:
         """Generate one clip.
 
@@ -451,7 +669,16 @@ class IDLoRAPipeline(LTX2ImageToVideoPipeline):
             reference_positions: ``"negative"`` (ID-LoRA), ``"standard"`` or ``"after"`` (ablations).
             batched_guidance: share one forward between the passes that can (same result up to float rounding).
             output: ``"latent"`` skips decoding (``frames``/``audio`` are then empty arrays).
-            callback: ``callback(step, video_state, audio_state)`` after every sampling step.
+            callback: ``callback(step, video_state, audio_state)`` after every sampling step (stage-2 steps are
+                numbered on from ``num_inference_steps``).
+            two_stage: refine at 2x height and width (module docstring, steps 6-8). ``height``/``width``/
+                ``long_side`` give the STAGE-1 size; the output is twice that (512 -> 1024). Off: exactly the
+                one-stage path (same outputs bit for bit).
+            latent_upsampler: a ``LTX2LatentUpsamplerModel`` for this call (default: the one attached with
+                :meth:`set_latent_upsampler`; ``tiny_random`` attaches a tiny random one).
+            distilled_lora_strength: scale of the ``"distilled"`` adapter during stage 2 (0.8). It must be loaded
+                (:meth:`load_distilled_lora`) unless this is 0 (stage 2 with the base weights alone).
+            stage2_sigmas: the stage-2 noise levels, descending, ending with 0; the first is the re-noise level.
         """
         if check_prompt_format and not PROMPT_FORMAT.match(prompt):
             raise ValueError("prompt must have the form '[VISUAL]: ... [SPEECH]: ... [SOUNDS]: ...' "
@@ -484,6 +711,24 @@ class IDLoRAPipeline(LTX2ImageToVideoPipeline):
             raise ValueError(f"STG block(s) {list(guidance.stg_blocks)} outside the transformer's {n_blocks} blocks")
         if max_sequence_length is None:
             max_sequence_length = min(DEFAULT_MAX_SEQUENCE_LENGTH, int(self.tokenizer.model_max_length))
+        stage2 = [float(v) for v in stage2_sigmas]
+        if two_stage:
+            if len(stage2) < 2 or stage2[-1] != 0.0 or any(a <= b for a, b in itertools.pairwise(stage2)):
+                raise ValueError(f"stage2_sigmas must be descending and end with 0, got {stage2}")
+            if not 0.0 < stage2[0] <= 1.0:
+                raise ValueError(f"the re-noise level stage2_sigmas[0] must be in (0, 1], got {stage2[0]}")
+            if latent_upsampler is not None:
+                self.set_latent_upsampler(latent_upsampler)
+            if self.latent_upsampler is None:
+                self.upsample_video_latents(torch.zeros(0))  # raises the error naming the fix
+            if distilled_lora_strength != 0 and not self.distilled_lora_loaded:
+                raise ValueError(
+                    "two_stage=True refines with the distilled LoRA, which is not loaded: call "
+                    "pipeline.load_distilled_lora('ltx-2-19b-distilled-lora-384.safetensors') (method option "
+                    "two_stage=True does this from the model store), or pass distilled_lora_strength=0 to refine "
+                    "with the base weights alone")
+        if self.distilled_lora_loaded:  # stage 1 (and the text encoders) never see the distilled adapter
+            set_distilled_adapter((self.transformer, self.connectors), active=False)
         passes = guidance.passes(has_reference)
         text = self.encode_text(prompt, negative_prompt if GuidancePass.NEGATIVE in passes else None,
                                 max_sequence_length)
@@ -543,6 +788,15 @@ class IDLoRAPipeline(LTX2ImageToVideoPipeline):
         video_latents = self._unpack_latents(video_state.latents, latent_frames, latent_height, latent_width,
                                              patch, patch_t)
         target_latents = audio_state.latents[:, n_ref:]
+        stage1_size = (height, width)
+        stage2_info: dict[str, Any] | None = None
+        if two_stage:
+            video_latents, stage2_info = self._refine_stage2(
+                video_latents, audio_state, pixels, inputs, generator, stage2, float(distilled_lora_strength),
+                frame_rate, callback, len(sigmas) - 1,
+            )
+            height, width = height * UPSAMPLER_SCALE, width * UPSAMPLER_SCALE
+            latent_height, latent_width = int(video_latents.shape[3]), int(video_latents.shape[4])
         info: dict[str, Any] = {
             "height": height, "width": width, "num_frames": num_frames, "fps": frame_rate,
             "latent_grid": [latent_frames, latent_height, latent_width], "video_tokens": int(video_latents[0, 0].numel()),
@@ -551,6 +805,9 @@ class IDLoRAPipeline(LTX2ImageToVideoPipeline):
             "guidance": guidance.as_dict(), "reference_positions": reference_positions,
             "max_sequence_length": max_sequence_length, "batched_guidance": batched_guidance,
         }
+        if stage2_info is not None:
+            info["latent_grid"] = [latent_frames, latent_height, latent_width]
+            info["two_stage"] = {"stage1_height": stage1_size[0], "stage1_width": stage1_size[1], **stage2_info}
         if output == "latent":
             empty = np.zeros((0,), np.float32)
             return IDLoRAOutput(np.zeros((0, height, width, 3), np.uint8), frame_rate, empty[None], 0,
@@ -558,6 +815,72 @@ class IDLoRAPipeline(LTX2ImageToVideoPipeline):
         frames = self.decode_video(video_latents)
         audio, audio_rate_out = self.decode_audio(target_latents)
         return IDLoRAOutput(frames, frame_rate, audio, audio_rate_out, video_latents, target_latents, reference, info)
+
+    @torch.no_grad()
+    def _refine_stage2(
+        self,
+        video_latents: torch.Tensor,
+        audio_state: LatentState,
+        pixels: torch.Tensor,
+        inputs: DenoiserInputs,
+        generator: torch.Generator,
+        sigmas: list[float],
+        strength: float,
+        frame_rate: float,
+        callback: StepCallback | None,
+        step_offset: int,
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Stage 2 (module docstring, steps 6-8): stage-1 normalised video latents ``(1, C, F, h, w)`` ->
+        refined ``(1, C, F, 2h, 2w)``; the audio state is passed frozen (all tokens clean, timestep 0)."""
+        device = self._execution_device
+        upsampled = self.upsample_video_latents(video_latents).cpu()
+        _, _, latent_frames, latent_height, latent_width = upsampled.shape
+        spatial = self.vae_spatial_compression_ratio
+        height, width = latent_height * spatial, latent_width * spatial
+        first = self.encode_first_frame(pixels, height, width).cpu()
+        noise = torch.randn(tuple(upsampled.shape), generator=generator)
+        s0 = sigmas[0]
+        noisy = (1.0 - s0) * upsampled + s0 * noise
+        clean_video = torch.zeros_like(upsampled)
+        clean_video[:, :, :1] = first
+        video_mask = torch.ones((1, 1, latent_frames, latent_height, latent_width))
+        video_mask[:, :, 0] = 0.0
+        pack = self._pack_latents
+        patch, patch_t = self.transformer_spatial_patch_size, self.transformer_temporal_patch_size
+        video_state = LatentState(
+            latents=pack(torch.where(video_mask > 0, noisy, clean_video), patch, patch_t).to(device),
+            clean=pack(clean_video, patch, patch_t).to(device),
+            denoise_mask=pack(video_mask, patch, patch_t).squeeze(-1).to(device),
+        )
+        frozen_audio = LatentState(latents=audio_state.latents, clean=audio_state.latents.clone(),
+                                   denoise_mask=torch.zeros_like(audio_state.denoise_mask))
+        video_coords = self.transformer.rope.prepare_video_coords(
+            1, latent_frames, latent_height, latent_width, device, fps=frame_rate)
+        stage_inputs = replace(inputs, video_coords=video_coords, latent_height=latent_height,
+                               latent_width=latent_width, negative_prompt_embeds=None,
+                               negative_audio_prompt_embeds=None, negative_prompt_mask=None)
+        no_guidance = GuidanceConfig(video_scale=1.0, audio_scale=1.0, identity_scale_code=0.0, stg_scale=0.0,
+                                     stg_blocks=(), modality_scale=1.0)  # one positive pass per step
+        denoiser = TransformerDenoiser(self.transformer, stage_inputs, no_guidance, batched=True,
+                                       attention_kwargs=None)
+        step_callback = None
+        if callback is not None:
+            def step_callback(step: int, video: LatentState, audio: LatentState) -> None:
+                callback(step + step_offset, video, audio)
+        models = (self.transformer, self.connectors)
+        active = self.distilled_lora_loaded and strength != 0
+        try:
+            if active:
+                set_distilled_adapter(models, active=True, strength=strength)
+            video_state, _ = sample(denoiser, video_state, frozen_audio, sigmas, step_callback)
+        finally:
+            if active:
+                set_distilled_adapter(models, active=False)
+        refined = self._unpack_latents(video_state.latents, latent_frames, latent_height, latent_width, patch, patch_t)
+        info = {"sigmas": list(sigmas), "renoise_sigma": s0, "distilled_lora_strength": strength if active else 0.0,
+                "passes": [GuidancePass.POSITIVE.value], "forward_calls": denoiser.forward_calls,
+                "video_tokens": int(refined[0, 0].numel()), "audio": "frozen (stage-1 latents, timestep 0)"}
+        return refined, info
 
     @torch.no_grad()
     def decode_video(self, latents: torch.Tensor) -> np.ndarray:

@@ -58,6 +58,8 @@ def ltx2_sigmas(steps: int = 30, *, shift: float = SIGMA_SHIFT, terminal: float 
     shifted = torch.zeros_like(linear)
     shifted[nonzero] = exp_shift / (exp_shift + (1.0 / linear[nonzero] - 1.0))
     one_minus = 1.0 - shifted[nonzero]
+    if float(one_minus[-1]) == 0.0:  # one step: the only non-zero sigma is 1, nothing to stretch (was 0/0 = NaN)
+        return [float(v) for v in shifted.to(torch.float32)]
     scale = one_minus[-1] / (1.0 - terminal)
     shifted[nonzero] = 1.0 - one_minus / scale
     return [float(v) for v in shifted.to(torch.float32)]

@@ -1,0 +1,258 @@
+"""Two-stage ID-LoRA inference (x2 latent upsampler + 3 distilled-LoRA Euler steps, audio frozen) on tiny random
+LTX-2 components, CPU, one torch thread.
+
+Stage 1 here: 64x64, 9 frames (2 latent frames), 3 steps, released guidance; stage 2: 128x128.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+pytest.importorskip("peft")
+
+from idlora_bench.errors import WeightsError
+from idlora_bench.media import decode
+from idlora_bench.splits import load_split
+from reference_impl.idlora import pipeline as pipeline_module
+from reference_impl.idlora.guidance import GuidanceConfig
+from reference_impl.idlora.lora import add_idlora_adapter
+from reference_impl.idlora.pipeline import (
+    STAGE2_SIGMAS,
+    IDLoRAPipeline,
+    distilled_adapter_active,
+    load_latent_upsampler,
+    tiny_distilled_lora_state_dict,
+    tiny_latent_upsampler,
+)
+
+PROMPT = "[VISUAL]: a face. [SPEECH]: hello there [SOUNDS]: calm voice, quiet room"
+TINY_GUIDANCE = GuidanceConfig(stg_blocks=(1,))
+STEPS = 3
+
+# sha256 of the outputs of IDLoRAPipeline.tiny_random(0) with _run's options, computed with the ORIGINAL one-stage
+# code (before two-stage existed), torch 2.13.0 CPU, ONE thread (with 2 threads the bits differ: CPU kernels split
+# reductions by thread count; another CPU family may differ too). two_stage=False must reproduce them bit for bit.
+ONE_STAGE_SHA256 = {
+    "frames": "83171fd54b5a475a1c23e6bfd71bc2766f2a6cfb2f087c47e1357c53bacedae6",
+    "audio": "15632da7ba6d3bb9a82869c8072788a131e21dd941c9e36e2e31114736ac8cf0",
+    "video_latents": "1bf0b69789d4db223c31047cad680500313a2e029b1714f9d42ecc0f4865bc7f",
+    "audio_latents": "49bbfcbcfe609fbe20e0a9611610638992aa2ba23f99581dcb03e76c6c0f5e41",
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():  # module scope: the module-scoped pipelines below must run with one thread too
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def pipe() -> IDLoRAPipeline:
+    """tiny_random(0) + a random rank-4 distilled stand-in LoRA (inactive outside stage 2)."""
+    pipeline = IDLoRAPipeline.tiny_random(0)
+    pipeline.load_distilled_lora(tiny_distilled_lora_state_dict(pipeline.transformer, seed=0))
+    return pipeline
+
+
+def _inputs() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    t = np.arange(16_000) / 16_000
+    reference = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+    return image, reference
+
+
+def _run(pipe: IDLoRAPipeline, **kwargs):
+    image, reference = _inputs()
+    options = {"long_side": 64, "num_frames": 9, "num_inference_steps": STEPS, "guidance": TINY_GUIDANCE, "seed": 0}
+    options.update(kwargs)
+    return pipe(PROMPT, image, reference, 16_000, **options)
+
+
+def _sha(value) -> str:
+    array = value.detach().numpy() if isinstance(value, torch.Tensor) else value
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def one_stage(pipe: IDLoRAPipeline):
+    return _run(pipe)
+
+
+@pytest.fixture(scope="module")
+def two_stage(pipe: IDLoRAPipeline):
+    return _run(pipe, two_stage=True)
+
+
+def test_two_stage_off_is_bit_identical_to_the_original_one_stage_code(one_stage) -> None:
+    # The distilled adapter is loaded on `pipe` but must be inactive: still the original bits.
+    assert {key: _sha(getattr(one_stage, key)) for key in ONE_STAGE_SHA256} == ONE_STAGE_SHA256
+    assert "two_stage" not in one_stage.info
+    fresh = _run(IDLoRAPipeline.tiny_random(0), two_stage=False)  # no distilled adapter at all
+    assert _sha(fresh.frames) == ONE_STAGE_SHA256["frames"] and _sha(fresh.audio) == ONE_STAGE_SHA256["audio"]
+
+
+def test_two_stage_doubles_height_and_width(one_stage, two_stage) -> None:
+    assert one_stage.frames.shape == (9, 64, 64, 3)
+    assert two_stage.frames.shape == (9, 128, 128, 3)  # 2x height and width, same frame count
+    assert tuple(two_stage.video_latents.shape) == (1, 8, 2, 4, 4)  # latent grid 2x2 -> 4x4 (32 px per latent)
+    assert two_stage.info["height"] == 128 and two_stage.info["width"] == 128
+    assert two_stage.info["two_stage"]["stage1_height"] == 64 and two_stage.info["video_tokens"] == 32
+    assert two_stage.info["two_stage"]["forward_calls"] == 3  # 3 steps x one positive pass (no guidance)
+    assert two_stage.info["two_stage"]["passes"] == ["positive"]
+
+
+def test_two_stage_audio_is_frozen_identical_to_single_stage(one_stage, two_stage) -> None:
+    assert torch.equal(two_stage.audio_latents, one_stage.audio_latents)
+    assert two_stage.audio.shape == one_stage.audio.shape and np.array_equal(two_stage.audio, one_stage.audio)
+
+
+def test_stage2_starts_at_the_renoise_level_from_the_upsampled_latents(pipe: IDLoRAPipeline, one_stage,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[list[float], object, object]] = []
+    real_sample = pipeline_module.sample
+
+    def spy(denoise, video, audio, sigmas, callback=None):
+        calls.append(([float(s) for s in sigmas], video, audio))
+        return real_sample(denoise, video, audio, sigmas, callback)
+
+    monkeypatch.setattr(pipeline_module, "sample", spy)
+    out = _run(pipe, two_stage=True)
+    assert len(calls) == 2
+    assert len(calls[0][0]) == STEPS + 1 and calls[0][0][0] == 1.0  # stage 1 unchanged
+    assert calls[1][0] == [0.909375, 0.725, 0.421875, 0.0] == list(STAGE2_SIGMAS)
+    assert out.info["two_stage"]["renoise_sigma"] == 0.909375
+
+    # Re-noise: x = (1 - 0.909375) * up + 0.909375 * eps, eps the next draw of the seeded generator.
+    generator = torch.Generator("cpu").manual_seed(0)
+    torch.randn((1, 8, 2, 2, 2), generator=generator)  # stage-1 video noise
+    torch.randn(tuple(one_stage.audio_latents.shape), generator=generator)  # stage-1 target audio noise
+    up = pipe.upsample_video_latents(one_stage.video_latents)
+    eps = torch.randn(tuple(up.shape), generator=generator)
+    expected = pipe._pack_latents((1 - 0.909375) * up + 0.909375 * eps, 1, 1)
+    video_state = calls[1][1]
+    n_first = 4 * 4  # first latent frame: clean, the image re-encoded at 128x128
+    assert torch.allclose(video_state.latents[:, n_first:], expected[:, n_first:], atol=1e-6)
+    first = pipe._pack_latents(pipe.encode_first_frame(_inputs()[0], 128, 128), 1, 1)
+    assert torch.allclose(video_state.latents[:, :n_first], first, atol=1e-6)
+    # Audio in stage 2: every token clean (mask 0 -> timestep 0) and equal to the stage-1 result.
+    audio_state = calls[1][2]
+    assert float(audio_state.denoise_mask.abs().sum()) == 0.0
+    assert torch.equal(audio_state.latents[:, -one_stage.audio_latents.shape[1]:], one_stage.audio_latents)
+
+
+def test_distilled_lora_is_active_only_in_stage2_at_strength_08(pipe: IDLoRAPipeline, two_stage) -> None:
+    seen: list[list[float]] = []
+    hook = pipe.transformer.register_forward_pre_hook(
+        lambda module, args: seen.append(distilled_adapter_active((pipe.transformer,))))
+    try:
+        out = _run(pipe, two_stage=True)
+    finally:
+        hook.remove()
+    stage1_forwards = out.info["forward_calls"]
+    assert len(seen) == stage1_forwards + 3
+    n_layers = len(seen[0])
+    assert n_layers == 2 * 28  # 2 blocks x (24 attention projections + 4 FFN linears)
+    assert all(scales == [0.0] * n_layers for scales in seen[:stage1_forwards])
+    assert all(np.allclose(scales, 0.8) for scales in seen[stage1_forwards:])
+    assert distilled_adapter_active((pipe.transformer,)) == [0.0] * n_layers  # off again afterwards
+    assert torch.equal(out.video_latents, two_stage.video_latents)  # deterministic
+
+    # The adapter matters in stage 2: strength 0 (base weights) gives a different video, same audio.
+    base = _run(pipe, two_stage=True, distilled_lora_strength=0.0)
+    assert (base.video_latents - two_stage.video_latents).abs().max() > 1e-3
+    assert np.array_equal(base.audio, two_stage.audio)
+
+
+def test_id_lora_adapter_stays_active_beside_the_distilled_one() -> None:
+    pipeline = IDLoRAPipeline.tiny_random(0)
+    add_idlora_adapter(pipeline.transformer, rank=2, alpha=2.0)  # the ID-LoRA "default" adapter first
+    pipeline.load_distilled_lora(tiny_distilled_lora_state_dict(pipeline.transformer, seed=1))
+    layer = pipeline.transformer.transformer_blocks[0].audio_attn1.to_q
+    video_layer = pipeline.transformer.transformer_blocks[0].attn1.to_q
+    assert layer.active_adapters == ["default"] and video_layer.active_adapters == []
+    states: list[tuple[list[str], list[str]]] = []
+    hook = pipeline.transformer.register_forward_pre_hook(
+        lambda module, args: states.append((list(layer.active_adapters), list(video_layer.active_adapters))))
+    try:
+        _run(pipeline, two_stage=True, num_inference_steps=1)
+    finally:
+        hook.remove()
+    assert states[-1] == (["default", "distilled"], ["distilled"])  # stage 2
+    assert states[0] == (["default"], [])  # stage 1
+    assert layer.active_adapters == ["default"]
+    with pytest.raises(ValueError, match="already loaded"):
+        pipeline.load_distilled_lora(tiny_distilled_lora_state_dict(pipeline.transformer, seed=1))
+
+
+def test_two_stage_refuses_missing_components_with_the_fix() -> None:
+    pipeline = IDLoRAPipeline.tiny_random(0)
+    with pytest.raises(ValueError, match="load_distilled_lora"):
+        _run(pipeline, two_stage=True)
+    pipeline.set_latent_upsampler(None)
+    with pytest.raises(ValueError, match="set_latent_upsampler"):
+        _run(pipeline, two_stage=True, distilled_lora_strength=0.0)
+    with pytest.raises(ValueError, match="descending"):
+        _run(IDLoRAPipeline.tiny_random(0), two_stage=True, distilled_lora_strength=0.0,
+             stage2_sigmas=(0.5, 0.7, 0.0))
+
+
+def test_single_file_upsampler_loads_strictly_into_the_diffusers_class(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    model = tiny_latent_upsampler(seed=3)
+    state = {key: value.contiguous() for key, value in model.state_dict().items()}
+    path = tmp_path / "upsampler.safetensors"
+    save_file(state, str(path))
+    loaded = load_latent_upsampler(path)
+    assert loaded.config.mid_channels == 32 and loaded.config.num_blocks_per_stage == 1
+    assert loaded.config.in_channels == 8 and loaded.config.use_rational_resampler is True
+    x = torch.randn((1, 8, 2, 3, 5), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        y = loaded(x)
+        assert y.shape == (1, 8, 2, 6, 10) and torch.equal(y, model(x))
+    state["res_blocks.0.extra.weight"] = torch.zeros(1)
+    save_file(state, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        load_latent_upsampler(tmp_path / "bad.safetensors")
+
+
+def test_method_two_stage_option_config_and_weights(synth_split: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from reference_impl.idlora.methods import (
+        LTX2_DISTILLED_LORA,
+        LTX2_UPSAMPLER,
+        IDLoRAMethod,
+        LTXZeroShotMethod,
+    )
+
+    assert LTX2_UPSAMPLER.source == ("hf:Lightricks/LTX-2@47da56e2ad66ce4125a9922b4a8826bf407f9d0a:"
+                                     "ltx-2-spatial-upscaler-x2-1.0.safetensors") and LTX2_UPSAMPLER.sha256 is None
+    assert LTX2_DISTILLED_LORA.source.endswith("@47da56e2ad66ce4125a9922b4a8826bf407f9d0a:"
+                                               "ltx-2-19b-distilled-lora-384.safetensors")
+    assert {LTX2_UPSAMPLER, LTX2_DISTILLED_LORA} <= set(IDLoRAMethod.weights)
+    one = IDLoRAMethod(model="tiny-random")
+    two = IDLoRAMethod(model="tiny-random", two_stage="true")
+    assert one.config()["two_stage"] is False and "stage2" not in one.config()
+    assert two.config()["two_stage"] is True and two.config()["stage2"]["sigmas"] == list(STAGE2_SIGMAS)
+    assert two.config()["stage2"]["distilled_lora_strength"] == 0.8
+    assert one.config_sha256() != two.config_sha256()
+
+    split = load_split("synth")
+    pair = split.pairs[1]
+    zeroshot = LTXZeroShotMethod(model="tiny-random", frames=9, steps=2, two_stage=True)
+    zeroshot.generate(pair, split, tmp_path / "two.mp4", seed=0)
+    out = decode(tmp_path / "two.mp4")
+    assert out.frames is not None and out.frames.shape == (9, 128, 128, 3)
+
+    monkeypatch.setenv("IDLORA_BENCH_MODELS", str(tmp_path / "empty-store"))
+    with pytest.raises(WeightsError, match="ltx-2-distilled-lora ltx-2-spatial-upscaler-x2"):
+        LTXZeroShotMethod(model="ltx-2", two_stage=True).prepare(split)
