@@ -513,6 +513,22 @@ class IDLoRAPipeline(LTX2ImageToVideoPipeline):
         return any(DISTILLED_ADAPTER_NAME in _layer_adapters(layer) for layer in _tuner_layers(self.transformer))
 
     @torch.no_grad()
+    def _first_frame_video_state(self, start: torch.Tensor, first: torch.Tensor, device: torch.device) -> LatentState:
+        """Packed video state from ``start`` latents ``(1, C, F, H, W)`` whose first latent frame is replaced by
+        the clean encoded first frame ``first`` ``(1, C, 1, H, W)`` and kept clean (denoise mask 0)."""
+        _, _, latent_frames, latent_height, latent_width = start.shape
+        clean_video = torch.zeros_like(start)
+        clean_video[:, :, :1] = first
+        video_mask = torch.ones((1, 1, latent_frames, latent_height, latent_width))
+        video_mask[:, :, 0] = 0.0
+        pack = self._pack_latents
+        patch, patch_t = self.transformer_spatial_patch_size, self.transformer_temporal_patch_size
+        return LatentState(
+            latents=pack(torch.where(video_mask > 0, start, clean_video), patch, patch_t).to(device),
+            clean=pack(clean_video, patch, patch_t).to(device),
+            denoise_mask=pack(video_mask, patch, patch_t).squeeze(-1).to(device),
+        )
+
     def upsample_video_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Normalised ``(1, C, F_lat, H_lat, W_lat)`` -> normalised ``(1, C, F_lat, 2 H_lat, 2 W_lat)``:
         un-normalise with the VAE's latent mean/std, run the upsampler (it works on raw VAE latents), normalise
@@ -740,17 +756,8 @@ class IDLoRAPipeline(LTX2ImageToVideoPipeline):
         generator = torch.Generator("cpu").manual_seed(int(seed))
         noise = torch.randn((1, channels, latent_frames, latent_height, latent_width), generator=generator)
         first = self.encode_first_frame(pixels, height, width).cpu()
-        clean_video = torch.zeros_like(noise)
-        clean_video[:, :, :1] = first
-        video_mask = torch.ones((1, 1, latent_frames, latent_height, latent_width))
-        video_mask[:, :, 0] = 0.0
-        pack = self._pack_latents
+        video_state = self._first_frame_video_state(noise, first, device)
         patch, patch_t = self.transformer_spatial_patch_size, self.transformer_temporal_patch_size
-        video_state = LatentState(
-            latents=pack(torch.where(video_mask > 0, noise, clean_video), patch, patch_t).to(device),
-            clean=pack(clean_video, patch, patch_t).to(device),
-            denoise_mask=pack(video_mask, patch, patch_t).squeeze(-1).to(device),
-        )
 
         # Audio: [reference (clean) ; target (noise)].
         audio_rate = float(self.audio_sampling_rate)
@@ -841,17 +848,8 @@ class IDLoRAPipeline(LTX2ImageToVideoPipeline):
         noise = torch.randn(tuple(upsampled.shape), generator=generator)
         s0 = sigmas[0]
         noisy = (1.0 - s0) * upsampled + s0 * noise
-        clean_video = torch.zeros_like(upsampled)
-        clean_video[:, :, :1] = first
-        video_mask = torch.ones((1, 1, latent_frames, latent_height, latent_width))
-        video_mask[:, :, 0] = 0.0
-        pack = self._pack_latents
+        video_state = self._first_frame_video_state(noisy, first, device)
         patch, patch_t = self.transformer_spatial_patch_size, self.transformer_temporal_patch_size
-        video_state = LatentState(
-            latents=pack(torch.where(video_mask > 0, noisy, clean_video), patch, patch_t).to(device),
-            clean=pack(clean_video, patch, patch_t).to(device),
-            denoise_mask=pack(video_mask, patch, patch_t).squeeze(-1).to(device),
-        )
         frozen_audio = LatentState(latents=audio_state.latents, clean=audio_state.latents.clone(),
                                    denoise_mask=torch.zeros_like(audio_state.denoise_mask))
         video_coords = self.transformer.rope.prepare_video_coords(
