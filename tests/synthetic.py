@@ -58,3 +58,14 @@ def make_synthetic_split(root: Path, name: str = "synth", speakers: int = 3) -> 
     }
     (directory / "card.yaml").write_text(yaml.safe_dump(card))
     return directory
+
+
+def landmark_track(gaps: np.ndarray, face_height: float) -> np.ndarray:
+    """(T, 68, 2) landmarks whose three inner-lip gaps equal ``gaps`` and whose |p27-p8| is face_height."""
+    track = np.zeros((len(gaps), 68, 2))
+    track[:, 27] = (50.0, 10.0)
+    track[:, 8] = (50.0, 10.0 + face_height)
+    for upper, lower, x in ((61, 67, 45.0), (62, 66, 50.0), (63, 65, 55.0)):
+        track[:, upper] = np.stack([np.full(len(gaps), x), np.full(len(gaps), 80.0)], axis=1)
+        track[:, lower] = np.stack([np.full(len(gaps), x), 80.0 + gaps], axis=1)
+    return track

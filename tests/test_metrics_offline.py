@@ -7,11 +7,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import landmark_track
 
 from idlora_bench.errors import SampleFailure, WeightsError
 from idlora_bench.media import DecodedMedia
-from idlora_bench.metrics import FaceSimilarityDlib, LipMotionDlib, SpeakerSimilarityResemblyzer, WerPocketsphinx
-from idlora_bench.metrics.lip_motion_dlib import lip_motion_x100, normalised_mouth_opening
+from idlora_bench.metrics import (
+    FaceSimilarityDlib,
+    LipMotionDlib,
+    SpeakerSimilarityResemblyzer,
+    WerPocketsphinx,
+)
+from idlora_bench.metrics.lip_motion_dlib import (
+    lip_motion_x100,
+    normalised_mouth_opening,
+)
 from idlora_bench.metrics.similarity import cosine_similarity, mean_then_normalise
 from idlora_bench.metrics.text_normalisation import paper_normalise
 from idlora_bench.types import Pair
@@ -36,28 +45,19 @@ def _media(frames: np.ndarray | None = None, audio: np.ndarray | None = None, ra
 
 
 # ----------------------------------------------------------------------------- lip motion (known answers)
-def _landmark_track(gaps: np.ndarray, face_height: float) -> np.ndarray:
-    """(T, 68, 2) landmarks whose three inner-lip gaps equal ``gaps`` and whose |p27-p8| is face_height."""
-    track = np.zeros((len(gaps), 68, 2))
-    track[:, 27] = (50.0, 10.0)
-    track[:, 8] = (50.0, 10.0 + face_height)
-    for upper, lower, x in ((61, 67, 45.0), (62, 66, 50.0), (63, 65, 55.0)):
-        track[:, upper] = np.stack([np.full(len(gaps), x), np.full(len(gaps), 80.0)], axis=1)
-        track[:, lower] = np.stack([np.full(len(gaps), x), 80.0 + gaps], axis=1)
-    return track
 
 
 def test_lip_motion_of_a_sinusoidal_opening() -> None:
     t = np.arange(200)
     gaps = 5.0 + 3.0 * np.sin(2 * np.pi * t / 20)  # 10 whole periods: std = 3 / sqrt(2)
-    value = lip_motion_x100(_landmark_track(gaps, face_height=120.0))
+    value = lip_motion_x100(landmark_track(gaps, face_height=120.0))
     assert value == pytest.approx(100 * 3 / np.sqrt(2) / 120.0, rel=1e-9)
 
 
 def test_lip_motion_is_zero_for_a_still_mouth_and_scale_invariant() -> None:
-    assert lip_motion_x100(_landmark_track(np.full(50, 7.0), 100.0)) == 0.0
+    assert lip_motion_x100(landmark_track(np.full(50, 7.0), 100.0)) == 0.0
     gaps = np.random.default_rng(1).uniform(0, 10, 60)
-    small = _landmark_track(gaps, 100.0)
+    small = landmark_track(gaps, 100.0)
     assert lip_motion_x100(small) == pytest.approx(lip_motion_x100(small * 2.5), rel=1e-12)
     assert normalised_mouth_opening(small) == pytest.approx(gaps / 100.0)
 

@@ -21,6 +21,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from synthetic import landmark_track
 
 from idlora_bench.errors import SampleFailure, WeightsError
 from idlora_bench.media import DecodedMedia
@@ -373,15 +374,6 @@ def test_identical_faces_score_one_and_different_faces_less(face_metric: FaceSim
 
 
 # ============================================================================ 3. lip motion
-def _landmark_track(gaps: np.ndarray, face_height: float) -> np.ndarray:
-    """(T, 68, 2) landmarks whose three inner-lip gaps equal ``gaps`` and whose |p27-p8| is face_height."""
-    track = np.zeros((len(gaps), 68, 2))
-    track[:, 27] = (50.0, 10.0)
-    track[:, 8] = (50.0, 10.0 + face_height)
-    for upper, lower, x in ((61, 67, 45.0), (62, 66, 50.0), (63, 65, 55.0)):
-        track[:, upper] = np.stack([np.full(len(gaps), x), np.full(len(gaps), 80.0)], axis=1)
-        track[:, lower] = np.stack([np.full(len(gaps), x), 80.0 + gaps], axis=1)
-    return track
 
 
 def test_lip_motion_of_a_sinusoidal_opening_through_the_metric(
@@ -389,7 +381,7 @@ def test_lip_motion_of_a_sinusoidal_opening_through_the_metric(
 ) -> None:
     amplitude, height = 3.0, 120.0
     t = np.arange(100)
-    track = _landmark_track(5.0 + amplitude * np.sin(2 * np.pi * t / 20), height)  # 5 whole periods
+    track = landmark_track(5.0 + amplitude * np.sin(2 * np.pi * t / 20), height)  # 5 whole periods
     frames = np.stack([_frame([BIG])] * 100)
     seen = []
 
