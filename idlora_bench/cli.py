@@ -17,7 +17,8 @@ from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progre
                            TransferSpeedColumn)
 from rich.table import Table
 
-from idlora_bench.errors import BenchError
+from idlora_bench.core.errors import BenchError
+from idlora_bench.core.io import atomic_write_text
 
 console = Console(stderr=False, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -36,17 +37,15 @@ def _fmt(value: float, digits: int = 3) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def print_summary(summary: pd.DataFrame, title: str) -> None:
-    """Rows methods, columns metric families: mean [95% CI] and coverage."""
-    from idlora_bench.tables import METRIC_LABELS
-
+def print_summary(summary: pd.DataFrame, title: str, labels: dict[str, str] | None = None) -> None:
+    """Rows methods, columns metric families: mean [95% CI] and coverage (``labels``: family -> header)."""
+    labels = labels or {}
     table = Table(title=title, show_lines=False)
     table.add_column("method", style="bold")
     families = list(dict.fromkeys(summary["metric"]))
     for family in families:
         direction = summary.loc[summary["metric"] == family, "direction"].iloc[0]
-        table.add_column(f"{METRIC_LABELS.get(family, family)} {'↑' if direction == 'higher' else '↓'}",
-                         justify="right")
+        table.add_column(f"{labels.get(family, family)} {'↑' if direction == 'higher' else '↓'}", justify="right")
     for method, group in summary.groupby("method", sort=False):
         cells = []
         for family in families:
@@ -61,6 +60,10 @@ def print_summary(summary: pd.DataFrame, title: str) -> None:
     console.print(table)
     console.print("mean [Student-t 95% CI] over scored pairs; cov = scored / all pairs (failures are counted, "
                   "never dropped).")
+
+
+def _labels(*manifests: Any) -> dict[str, str]:
+    return {metric.family: metric.label or metric.family for manifest in manifests for metric in manifest.metrics}
 
 
 # ----------------------------------------------------------------------------------------------- commands
@@ -78,16 +81,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         options["model"] = args.model
     if args.out and len(methods) > 1:
         raise BenchError("--out names one run folder: give one --method, or use --runs-root for several")
-    summaries, failures = [], []
+    summaries, failures, manifests = [], [], []
     for method in methods:
         out = Path(args.out) if args.out else runner.default_run_dir(args.split, method, args.seed, Path(args.runs_root))
         outcome = runner.run(method, args.split, profile=args.profile, seed=args.seed, out_dir=out,
                              data_root=args.data_root, cache_path=args.cache, device=args.device,
                              metrics=args.metrics, method_options=options, progress=_progress)
         summaries.append(outcome.summary)
+        manifests.append(outcome.manifest)
         failures.append(outcome.results[outcome.results["status"] == "failed"])
         err_console.print(f"[green]{method}[/]: results in {outcome.run_dir} ({outcome.counts})")
-    print_summary(pd.concat(summaries), f"{args.split} split, profile {args.profile}, seed {args.seed}")
+    print_summary(pd.concat(summaries), f"{args.split} split, profile {args.profile}, seed {args.seed}",
+                  _labels(*manifests))
     _print_failures(pd.concat(failures))
     return 0
 
@@ -100,7 +105,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                                    metrics=args.metrics, out_dir=Path(args.out) if args.out else None,
                                    progress=_progress)
     err_console.print(f"results in {outcome.run_dir}")
-    print_summary(outcome.summary, f"{args.split} split, profile {args.profile}")
+    print_summary(outcome.summary, f"{args.split} split, profile {args.profile}", _labels(outcome.manifest))
     _print_failures(outcome.results[outcome.results["status"] == "failed"])
     return 0
 
@@ -117,14 +122,14 @@ def _print_failures(failed: pd.DataFrame) -> None:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from idlora_bench import table_render, tables
+    from idlora_bench.report import render, tables
 
     loaded = tables.load_runs([Path(p) for p in args.runs], profile=args.profile, allow_smoke=args.allow_smoke)
     out_dir = Path(args.out)
     formats = tuple(f for item in (args.format or ["md,latex,csv,html"]) for f in item.split(",") if f)
-    unknown = set(formats) - set(table_render.FORMATS)
+    unknown = set(formats) - set(render.FORMATS)
     if unknown:
-        raise BenchError(f"unknown format(s) {sorted(unknown)}; choose from {', '.join(table_render.FORMATS)}")
+        raise BenchError(f"unknown format(s) {sorted(unknown)}; choose from {', '.join(render.FORMATS)}")
     reported = None
     if args.reported:
         if loaded.profile != "paper":
@@ -133,36 +138,37 @@ def cmd_table(args: argparse.Namespace) -> int:
         reported = tables.load_reported(args.reported)
     written: list[Path] = []
     if args.style == "main":
-        table, comparisons = tables.main_table(loaded.results, args.against, policy=args.policy, alpha=args.alpha,
-                                               reported=reported, n_boot=args.n_boot, seed=args.seed)
-        written += table_render.write_all(table, out_dir, "table", formats)
-        from idlora_bench.io_utils import atomic_write_text
-
+        table, comparisons = tables.main_table(loaded.results, args.against, display=loaded.display,
+                                               policy=args.policy, alpha=args.alpha, reported=reported,
+                                               n_boot=args.n_boot, seed=args.seed)
+        written += render.write_all(table, out_dir, "table", formats)
         atomic_write_text(out_dir / "comparisons.csv", comparisons.to_csv(index=False))
         written.append(out_dir / "comparisons.csv")
         present = set(loaded.results["method"])
         if {"gt", "swap-speaker"} <= present:
-            written += table_render.write_all(tables.calibration_table(loaded.results), out_dir, "calibration", formats)
+            calibration = tables.calibration_table(loaded.results, display=loaded.display)
+            written += render.write_all(calibration, out_dir, "calibration", formats)
         if args.plots:
-            from idlora_bench import plots
+            from idlora_bench.report import plots
 
-            written += plots.forest_plot(comparisons, out_dir) + plots.distribution_plot(loaded.results, out_dir)
+            written += plots.forest_plot(comparisons, out_dir, labels=table.labels)
+            written += plots.distribution_plot(loaded.results, out_dir, labels=table.labels)
     elif args.style == "lip-motion":
-        table = tables.lip_motion_table(loaded.results, top_fraction=args.top_fraction)
-        written += table_render.write_all(table, out_dir, "lip_motion", formats)
+        table = tables.lip_motion_table(loaded.results, top_fraction=args.top_fraction, display=loaded.display)
+        written += render.write_all(table, out_dir, "lip_motion", formats)
     else:
         if not args.sweep:
             raise BenchError("--style sweep needs --sweep PARAMETER (a key of the runs' method config)")
         table = tables.sweep_table(loaded, args.sweep)
-        written += table_render.write_all(table, out_dir, "sweep", formats)
+        written += render.write_all(table, out_dir, "sweep", formats)
     if "md" in formats:
-        console.print(table_render.to_markdown(table))
+        console.print(render.to_markdown(table))
     err_console.print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
 def cmd_splits(args: argparse.Namespace) -> int:
-    from idlora_bench import splits
+    from idlora_bench.data import splits
 
     if args.action == "list":
         table = Table(title="splits")
@@ -212,20 +218,24 @@ def cmd_methods(args: argparse.Namespace) -> int:
 def cmd_metrics(args: argparse.Namespace) -> int:
     from idlora_bench.metrics import METRICS, PROFILES
 
-    table = Table(title="metrics")
-    for column in ("profile", "name", "version", "direction", "needs", "description"):
+    table = Table(title="metrics (bench doctor: what is missing)")
+    for column in ("profile", "name", "label", "version", "direction", "unit", "needs", "paper", "description"):
         table.add_column(column, overflow="fold")
-    for profile, names in PROFILES.items():
-        for name in names:
-            metric = METRICS.get(name)
-            table.add_row(profile, name, metric.version, metric.direction,
-                          ", ".join(sorted(metric.needs)), metric.description)
+    for profile in PROFILES.names():
+        for name in PROFILES.get(profile):
+            try:
+                metric = METRICS.get(name)
+            except BenchError as exc:
+                table.add_row(profile, name, "", "", "", "", "", "", f"[red]unavailable[/]: {exc}")
+                continue
+            table.add_row(profile, name, metric.label or metric.family, metric.version, metric.direction, metric.unit,
+                          ", ".join(sorted(metric.needs)), metric.paper_reference, metric.description)
     console.print(table)
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from idlora_bench import model_store
+    from idlora_bench.checkpoints import model_store
 
     if args.action == "list":
         table = Table(title=f"models (store: {model_store.models_dir()})")
@@ -272,22 +282,32 @@ def cmd_models(args: argparse.Namespace) -> int:
     raise BenchError(f"unknown models action {args.action!r}")
 
 
+def metric_problems(name: str) -> list[str]:
+    """What keeps one registered metric from running here: an import failure, missing packages, weights."""
+    from idlora_bench.metrics import METRICS
+
+    try:
+        metric = METRICS.get(name)
+    except BenchError as exc:
+        return [f"{name}: {exc}"]
+    problems = [f"{name}: package {module} is not installed -> pip install -c constraints.txt {requirement}"
+                for module, requirement in metric.missing_packages().items()]
+    problems += [f"{name}: {w.name} {w.status()} -> {w.fix}" for w in metric.weights if w.status() != "ok"]
+    return problems
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from idlora_bench import provenance
-    from idlora_bench.metrics import METRICS, PROFILES
-    from idlora_bench.weights import models_dir
+    from idlora_bench.core import provenance
+    from idlora_bench.checkpoints.weights import models_dir
+    from idlora_bench.metrics import PROFILES
 
     console.print(f"idlora-bench {provenance.package_version()} (git {provenance.git_state()[0]}), "
                   f"python {provenance.python_version()}, model store {models_dir()}")
     for name, version in provenance.library_versions().items():
         console.print(f"  {name} {version}")
     ready = True
-    for profile, names in PROFILES.items():
-        problems = []
-        for name in names:
-            metric = METRICS.get(name)
-            problems += [f"{name}: {w.name} {w.status()} -> {w.fix}" for w in metric.weights if w.status() != "ok"]
-            problems += [f"{name}: {p}" for p in getattr(metric, "missing_dependencies", lambda: [])()]
+    for profile in PROFILES.names():
+        problems = [problem for name in PROFILES.get(profile) for problem in metric_problems(name)]
         console.print(f"[bold]profile {profile}[/]: {'[green]ready[/]' if not problems else '[red]not ready[/]'}")
         for problem in problems:
             console.print(f"  - {problem}")
@@ -378,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=err_console, show_path=False)])
     try:
-        from idlora_bench.plugins import load_plugins
+        from idlora_bench.core.plugins import load_plugins
 
         load_plugins()
         return args.func(args)

@@ -15,7 +15,6 @@ A run folder (``runs/<split>/<method>-seed<seed>/`` by default) holds ``videos/`
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import traceback
@@ -26,19 +25,20 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel
 
-from idlora_bench import provenance
-from idlora_bench.cache import FeatureCache, default_cache_path
-from idlora_bench.errors import BenchError, MediaError, SampleFailure, ValidationError, WeightsError
-from idlora_bench.io_utils import atomic_write_text
-from idlora_bench.media import DecodedMedia, decode, file_sha256
+from idlora_bench.core import provenance
+from idlora_bench.core.errors import BenchError, MediaError, SampleFailure, ValidationError, WeightsError
+from idlora_bench.core.io import file_sha256
+from idlora_bench.core.types import Pair, RunManifest, SampleResult
+from idlora_bench.data.media import DecodedMedia, decode
+from idlora_bench.data.splits import ResolvedPair, Split, load_split
 from idlora_bench.methods import Method, build_method
 from idlora_bench.metrics import Metric, build_profile
 from idlora_bench.metrics.base import Features
-from idlora_bench.splits import Split, load_split
-from idlora_bench.stats import summarise
-from idlora_bench.types import Pair, RunManifest, SampleResult, parse_record, write_jsonl
+from idlora_bench.report.stats import summarise
+from idlora_bench.store.cache import FeatureCache, default_cache_path
+from idlora_bench.store.run_files import (GenerationRecord, RunFiles, read_generation_record, results_frame,
+                                          write_generation_record, write_run_files)
 
 log = logging.getLogger("idlora_bench")
 
@@ -47,19 +47,6 @@ ProgressFactory = Callable[[Iterable[Any], str, int], Iterable[Any]]
 
 def no_progress(items: Iterable[Any], label: str, total: int) -> Iterable[Any]:
     return items
-
-
-class GenerationRecord(BaseModel):
-    """Sidecar ``videos/<pair_id>.json``: how an output was made (or why it could not be)."""
-
-    pair_id: str
-    method: str
-    config_sha256: str
-    seed: int
-    status: str
-    reason: str | None = None
-    sha256: str | None = None
-    seconds: float
 
 
 @dataclass
@@ -76,17 +63,17 @@ def default_run_dir(split: str, method: str, seed: int, root: Path = Path("runs"
 
 
 # ----------------------------------------------------------------------------------------------- generation
-def generate_one(method: Method, split: Split, pair: Pair, videos_dir: Path, seed: int) -> tuple[GenerationRecord, bool]:
+def generate_one(method: Method, item: ResolvedPair, videos_dir: Path, seed: int) -> tuple[GenerationRecord, bool]:
     """Make sure ``videos/<pair_id>.mp4`` exists for this method config and seed.
 
-    Returns ``(record, reused)``. A generation error is recorded (status failed, with its reason), never
-    raised, so the other pairs go on.
+    Returns ``(record, reused)``; a new output's sha256 is in the record (hashed once, here). A generation error
+    is recorded (status failed, with its reason), never raised, so the other pairs go on.
     """
-    out_path = videos_dir / f"{pair.pair_id}.mp4"
-    record_path = videos_dir / f"{pair.pair_id}.json"
+    out_path = videos_dir / f"{item.pair_id}.mp4"
+    record_path = videos_dir / f"{item.pair_id}.json"
     config_sha = method.config_sha256()
-    if record_path.is_file():
-        record = GenerationRecord.model_validate_json(record_path.read_text())
+    record = read_generation_record(record_path)
+    if record is not None:
         if record.config_sha256 != config_sha or record.seed != seed or record.method != method.name:
             raise ValidationError(
                 f"{record_path}: this output was made by another method config or seed "
@@ -95,18 +82,18 @@ def generate_one(method: Method, split: Split, pair: Pair, videos_dir: Path, see
         if record.status == "ok" and out_path.is_file():
             return record, True
     started = time.perf_counter()
+    fields = {"pair_id": item.pair_id, "method": method.name, "config_sha256": config_sha, "seed": seed}
     try:
-        method.generate(pair, split, out_path, seed)
+        method.generate(item, out_path, seed)
         if not out_path.is_file():
             raise RuntimeError(f"method {method.name!r} wrote no file at {out_path}")
-        record = GenerationRecord(pair_id=pair.pair_id, method=method.name, config_sha256=config_sha, seed=seed,
-                                  status="ok", sha256=file_sha256(out_path), seconds=time.perf_counter() - started)
-    except (BenchError, OSError, RuntimeError, ValueError) as exc:
-        log.warning("generation failed for %s: %s", pair.pair_id, exc)
-        record = GenerationRecord(pair_id=pair.pair_id, method=method.name, config_sha256=config_sha, seed=seed,
-                                  status="failed", reason=f"generation_error: {type(exc).__name__}: {exc}",
+        record = GenerationRecord(**fields, status="ok", sha256=file_sha256(out_path),
                                   seconds=time.perf_counter() - started)
-    atomic_write_text(record_path, record.model_dump_json(indent=2))
+    except (BenchError, OSError, RuntimeError, ValueError) as exc:
+        log.warning("generation failed for %s: %s", item.pair_id, exc)
+        record = GenerationRecord(**fields, status="failed", reason=f"generation_error: {type(exc).__name__}: {exc}",
+                                  seconds=time.perf_counter() - started)
+    write_generation_record(record_path, record)
     return record, False
 
 
@@ -195,15 +182,19 @@ def _row(ctx: ScoringContext, pair: Pair, metric: Metric, *, value: float | None
 
 
 def score_pair(ctx: ScoringContext, pair: Pair, generated_path: Path | None,
-               generation_failure: str | None = None) -> list[SampleResult]:
-    """All metric rows of one pair. Never raises for a bad sample: it becomes failure rows."""
+               generation_failure: str | None = None, generated_sha256: str | None = None) -> list[SampleResult]:
+    """All metric rows of one pair. Never raises for a bad sample: it becomes failure rows.
+
+    ``generated_sha256``: the output's hash when the caller has just computed it (a fresh generation); otherwise
+    the file is hashed here, once.
+    """
     if generation_failure is not None:
         return [_row(ctx, pair, metric, reason=generation_failure) for metric in ctx.metrics]
     assert generated_path is not None
     if not generated_path.is_file():
         reason = f"missing_output: {generated_path} does not exist"
         return [_row(ctx, pair, metric, reason=reason) for metric in ctx.metrics]
-    generated_sha = file_sha256(generated_path)
+    generated_sha = generated_sha256 or file_sha256(generated_path)
     target_path = ctx.split.media_path(pair.target)
     target_sha = ctx.target_hash(pair) if target_path.is_file() else None
     rows = []
@@ -239,31 +230,17 @@ def _manifest(run_id: str, method_name: str, method_config: dict[str, Any], smok
     return RunManifest(
         run_id=run_id, created_utc=provenance.now_utc(), package_version=provenance.package_version(),
         git_hash=commit, git_dirty=dirty, python=provenance.python_version(), platform=provenance.platform_string(),
-        libraries=provenance.library_versions(), method=method_name, method_config=method_config, smoke=smoke,
+        libraries=provenance.library_versions([r for m in metrics for r in m.requires.values()]), method=method_name, method_config=method_config, smoke=smoke,
         seed=seed, split=split.name, split_version=split.card.version, split_pairs_sha256=split.pairs_sha256,
         profile=profile, device=device, metrics=[metric.provenance() for metric in metrics],
     )
 
 
-def _write_outputs(run_dir: Path, profile: str, rows: list[SampleResult], manifest: RunManifest) -> tuple[pd.DataFrame, pd.DataFrame]:
-    write_jsonl(run_dir / f"results-{profile}.jsonl", list(rows))
-    frame = results_frame(rows)
-    atomic_write_text(run_dir / f"results-{profile}.csv", frame.drop(columns=["details"]).to_csv(index=False))
-    summary = summarise(frame)
-    atomic_write_text(run_dir / f"summary-{profile}.csv", summary.to_csv(index=False))
-    atomic_write_text(run_dir / f"manifest-{profile}.json", manifest.model_dump_json(indent=2))
+def _write_outputs(run_dir: Path, profile: str, rows: list[SampleResult], manifest: RunManifest,
+                   counts: dict[str, int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    summary = summarise(results_frame(rows))
+    frame = write_run_files(RunFiles(run_dir, profile), rows, manifest, summary, counts)
     return frame, summary
-
-
-def results_frame(rows: list[SampleResult]) -> pd.DataFrame:
-    return pd.DataFrame([row.model_dump() for row in rows])
-
-
-def load_results(path: Path) -> pd.DataFrame:
-    """Read a ``results-<profile>.jsonl`` back (validated) as a DataFrame."""
-    from idlora_bench.types import load_jsonl
-
-    return results_frame(load_jsonl(SampleResult, path))
 
 
 def _prepare_metrics(profile: str, device: str, only: list[str] | None) -> list[Metric]:
@@ -317,10 +294,11 @@ def run(
     method.prepare(split)
 
     records: dict[str, GenerationRecord] = {}
-    reused = 0
+    fresh: set[str] = set()
     for pair in progress(split.pairs, f"generate {method.name}", len(split.pairs)):
-        records[pair.pair_id], was_reused = generate_one(method, split, pair, videos_dir, seed)
-        reused += was_reused
+        records[pair.pair_id], was_reused = generate_one(method, split.resolve(pair), videos_dir, seed)
+        if not was_reused:
+            fresh.add(pair.pair_id)
 
     run_id = f"{method.name}@{split.name}:seed{seed}:{profile}"
     with FeatureCache(cache_path or default_cache_path()) as cache:
@@ -329,12 +307,12 @@ def run(
         for pair in progress(split.pairs, f"score {method.name}", len(split.pairs)):
             record = records[pair.pair_id]
             failure = record.reason if record.status == "failed" else None
-            rows += score_pair(ctx, pair, videos_dir / f"{pair.pair_id}.mp4", failure)
-        counts = {"generated": len(split.pairs) - reused, "reused": reused, "features_computed": ctx.computed,
-                  "cache_hits": cache.hits, "files_decoded": ctx.decoded.decoded}
+            known_sha = record.sha256 if pair.pair_id in fresh else None  # reused files are hashed when scored
+            rows += score_pair(ctx, pair, videos_dir / f"{pair.pair_id}.mp4", failure, known_sha)
+        counts = {"generated": len(fresh), "reused": len(split.pairs) - len(fresh),
+                  "features_computed": ctx.computed, "cache_hits": cache.hits, "files_decoded": ctx.decoded.decoded}
     manifest = _manifest(run_id, method.name, method.config(), method.smoke, seed, split, profile, device, metric_objects)
-    frame, summary = _write_outputs(run_dir, profile, rows, manifest)
-    atomic_write_text(run_dir / f"counts-{profile}.json", json.dumps(counts, indent=2))
+    frame, summary = _write_outputs(run_dir, profile, rows, manifest, counts)
     return RunOutcome(run_dir, frame, summary, manifest, counts)
 
 
@@ -376,9 +354,5 @@ def score_outputs(
     manifest = _manifest(run_id, method_name, {"outputs_dir": str(outputs_dir.resolve())}, False, 0, split,
                          profile, device, metric_objects)
     run_dir = out_dir or outputs_dir
-    frame, summary = _write_outputs(run_dir, profile, rows, manifest)
+    frame, summary = _write_outputs(run_dir, profile, rows, manifest, counts)
     return RunOutcome(run_dir, frame, summary, manifest, counts)
-
-
-def load_manifest(path: Path) -> RunManifest:
-    return parse_record(RunManifest, json.loads(path.read_text()), str(path))

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from idlora_bench.paired_stats import compare_methods
+from idlora_bench.report.paired_stats import compare_methods
 
 
 def synthetic_results(methods: int, metrics: int, pairs: int, seed: int = 0) -> pd.DataFrame:

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from idlora_bench import runner
-from idlora_bench.media import decode, write_mp4
+from idlora_bench.data.media import decode, write_mp4
 from idlora_bench.metrics import build_profile
 from idlora_bench.methods import build_method
-from idlora_bench.splits import load_split
+from idlora_bench.data.splits import load_split
 
 
 def make_outputs(split_name: str, folder: Path, synthetic: int) -> list[tuple[str, Path]]:
@@ -33,7 +33,7 @@ def make_outputs(split_name: str, folder: Path, synthetic: int) -> list[tuple[st
     outputs = []
     for pair in split.pairs:
         path = folder / f"{pair.pair_id}.mp4"
-        build_method("gt").generate(pair, split, path, seed=0)
+        build_method("gt").generate(split.resolve(pair), path, seed=0)
         outputs.append((pair.pair_id, path))
     for index in range(synthetic):
         pair = split.pairs[index % len(split.pairs)]

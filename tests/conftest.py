@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from idlora_bench.plugins import load_plugins
+from idlora_bench.core.plugins import load_plugins
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from idlora_bench import runner
-from idlora_bench.splits import load_split, validate_split
+from idlora_bench.data.splits import load_split, validate_split
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,8 @@ def test_gt_targets_are_computed_once_for_all_methods(demo_results: pd.DataFrame
 
 
 def test_demo_table_marks_significance_where_the_data_say_so(demo_results: pd.DataFrame) -> None:
-    from idlora_bench import table_render, tables
+    from idlora_bench.report import render
+    from idlora_bench.report import tables
 
     table, comparisons = tables.main_table(demo_results, "gt", n_boot=2000)
     marks = {(row.label, metric): cell.mark for row in table.blocks[0].rows for metric, cell in row.cells.items()}
@@ -94,8 +95,8 @@ def test_demo_table_marks_significance_where_the_data_say_so(demo_results: pd.Da
     assert marks[("still-reference", "lip_motion")] == "‡"  # a still face
     assert marks[("swap-speaker", "lip_motion")] == ""  # both talk: no significant difference
     assert set(comparisons["family_size"]) == {8}
-    assert "| demo | *gt* |" in table_render.to_markdown(table)
-    assert r"\toprule" in table_render.to_latex(table) and "<table>" in table_render.to_html(table)
+    assert "| demo | *gt* |" in render.to_markdown(table)
+    assert r"\toprule" in render.to_latex(table) and "<table>" in render.to_html(table)
 
 
 def test_validate_demo_then_one_changed_byte_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from idlora_bench.cli import main
-from idlora_bench.media import decode
-from idlora_bench.splits import load_split
+from idlora_bench.data.media import decode
+from idlora_bench.data.splits import load_split
 
 
 def test_tiny_random_idlora_on_the_demo_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,9 +17,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from idlora_bench.errors import WeightsError
-from idlora_bench.media import decode
-from idlora_bench.splits import load_split
+from idlora_bench.core.errors import ValidationError, WeightsError
+from idlora_bench.data.media import decode
+from idlora_bench.data.splits import load_split
 from reference_impl.idlora import positions as pos
 from reference_impl.idlora.guidance import (
     GuidanceConfig,
@@ -451,7 +451,7 @@ def test_idlora_method_tiny_random_writes_a_valid_mp4_with_audio(synth_split: Pa
     method = IDLoRAMethod(model="tiny-random", frames="9", steps=2)
     assert method.smoke is True and IDLoRAMethod.smoke is False  # per instance
     method.prepare(split)
-    method.generate(pair, split, tmp_path / "idlora.mp4", seed=0)
+    method.generate(split.resolve(pair), tmp_path / "idlora.mp4", seed=0)
     out = decode(tmp_path / "idlora.mp4")
     assert out.frames is not None and out.frames.shape == (9, 64, 64, 3) and out.fps == 25.0
     assert out.audio is not None and out.sample_rate and abs(out.audio_duration_s - 9 / 25) < 0.1
@@ -462,18 +462,20 @@ def test_idlora_method_tiny_random_writes_a_valid_mp4_with_audio(synth_split: Pa
 
     zeroshot = LTXZeroShotMethod(model="tiny-random", frames=9, steps=2)
     assert zeroshot.smoke is True
-    zeroshot.generate(pair, split, tmp_path / "zeroshot.mp4", seed=0)
+    zeroshot.generate(split.resolve(pair), tmp_path / "zeroshot.mp4", seed=0)
     assert decode(tmp_path / "zeroshot.mp4").num_frames == 9
     assert zeroshot.config()["guidance"]["identity_scale_code"] == 0.0
     assert zeroshot.config_sha256() != method.config_sha256()
     assert IDLoRAMethod(model="tiny-random", identity_scale_paper=2.0).config()["guidance"]["identity_scale_code"] == 1.0
     assert IDLoRAMethod(model="tiny-random", identity_scale_code=2.0).config_sha256() != method.config_sha256()
-    with pytest.raises(ValueError, match="one convention"):
+    with pytest.raises(ValidationError, match="one convention"):
         IDLoRAMethod(model="tiny-random", identity_scale_paper=4, identity_scale_code=3)
-    with pytest.raises(ValueError, match="checkpoint"):
+    with pytest.raises(ValidationError, match="checkpoint"):
         IDLoRAMethod(model="tiny-random", checkpoint="no-such-lora")
-    with pytest.raises(TypeError, match="unknown options"):
+    with pytest.raises(ValidationError, match="'guidance_scale': Extra inputs are not permitted"):
         IDLoRAMethod(model="tiny-random", guidance_scale=3)
+    with pytest.raises(ValidationError, match="'steps': Input should be a valid integer"):
+        IDLoRAMethod(model="tiny-random", steps="many")
 
 
 def test_real_model_without_weights_names_the_pull_command(synth_split: Path, tmp_path: Path,

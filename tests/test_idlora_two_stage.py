@@ -15,9 +15,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 
-from idlora_bench.errors import WeightsError
-from idlora_bench.media import decode
-from idlora_bench.splits import load_split
+from idlora_bench.core.errors import WeightsError
+from idlora_bench.data.media import decode
+from idlora_bench.data.splits import load_split
 from reference_impl.idlora import pipeline as pipeline_module
 from reference_impl.idlora.guidance import GuidanceConfig
 from reference_impl.idlora.lora import add_idlora_adapter
@@ -241,7 +241,7 @@ def test_method_two_stage_option_config_and_weights(synth_split: Path, tmp_path:
     split = load_split("synth")
     pair = split.pairs[1]
     zeroshot = LTXZeroShotMethod(model="tiny-random", frames=9, steps=2, two_stage=True)
-    zeroshot.generate(pair, split, tmp_path / "two.mp4", seed=0)
+    zeroshot.generate(split.resolve(pair), tmp_path / "two.mp4", seed=0)
     out = decode(tmp_path / "two.mp4")
     assert out.frames is not None and out.frames.shape == (9, 128, 128, 3)
 

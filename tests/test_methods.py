@@ -8,24 +8,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from idlora_bench.errors import ValidationError
-from idlora_bench.media import decode
+from idlora_bench.core.errors import ValidationError
+from idlora_bench.data.media import decode
 from idlora_bench.methods import build_method
 from idlora_bench.methods.swap_speaker import impostor_pair
-from idlora_bench.splits import load_split
+from idlora_bench.data.splits import load_split
 
 
 def test_gt_is_a_byte_copy_of_the_target(synth_split: Path, tmp_path: Path) -> None:
     split = load_split("synth")
     pair = split.pairs[0]
-    build_method("gt").generate(pair, split, tmp_path / "out.mp4", seed=0)
+    build_method("gt").generate(split.resolve(pair), tmp_path / "out.mp4", seed=0)
     assert (tmp_path / "out.mp4").read_bytes() == split.media_path(pair.target).read_bytes()
 
 
 def test_still_reference_holds_first_frame_with_reference_audio(synth_split: Path, tmp_path: Path) -> None:
     split = load_split("synth")
     pair = split.pairs[1]
-    build_method("still-reference").generate(pair, split, tmp_path / "out.mp4", seed=0)
+    build_method("still-reference").generate(split.resolve(pair), tmp_path / "out.mp4", seed=0)
     out = decode(tmp_path / "out.mp4")
     target = decode(split.media_path(pair.target))
     reference = decode(split.media_path(pair.reference))
@@ -41,10 +41,10 @@ def test_still_reference_holds_first_frame_with_reference_audio(synth_split: Pat
 def test_swap_speaker_picks_another_speaker_deterministically(synth_split: Path) -> None:
     split = load_split("synth")
     for pair in split.pairs:
-        chosen = impostor_pair(pair, split, seed=0)
+        chosen = impostor_pair(pair, split.pairs, seed=0)
         assert chosen.speaker_id != pair.speaker_id
-        assert impostor_pair(pair, split, seed=0) == chosen
-    choices = {seed: [impostor_pair(p, split, seed).pair_id for p in split.pairs] for seed in range(5)}
+        assert impostor_pair(pair, split.pairs, seed=0) == chosen
+    choices = {seed: [impostor_pair(p, split.pairs, seed).pair_id for p in split.pairs] for seed in range(5)}
     assert len({tuple(v) for v in choices.values()}) > 1  # the seed matters
 
 

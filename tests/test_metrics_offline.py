@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from synthetic import landmark_track
 
-from idlora_bench.errors import SampleFailure, WeightsError
-from idlora_bench.media import DecodedMedia
+from idlora_bench.core.errors import SampleFailure, WeightsError
+from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics import (
     FaceSimilarityDlib,
     LipMotionDlib,
@@ -23,8 +23,8 @@ from idlora_bench.metrics.lip_motion_dlib import (
 )
 from idlora_bench.metrics.similarity import cosine_similarity, mean_then_normalise
 from idlora_bench.metrics.text_normalisation import paper_normalise
-from idlora_bench.types import Pair
-from idlora_bench.weights import WeightsFile
+from idlora_bench.core.types import Pair
+from idlora_bench.checkpoints.weights import WeightsFile
 
 SHA = "0" * 64
 

@@ -17,14 +17,18 @@ import numpy as np
 import pytest
 import torch
 
-import idlora_bench.media as media_module
-from idlora_bench.errors import SampleFailure, WeightsError
-from idlora_bench.media import DecodedMedia, file_sha256, resample_audio
-from idlora_bench.metrics import clap_adherence, wer_whisper
-from idlora_bench.metrics.clap_adherence import ClapAdherence, sound_description, window_starts
-from idlora_bench.metrics.wer_whisper import WerWhisper, WerWhisperNorm, load_whisper_checkpoint, wer_scores
-from idlora_bench.types import Pair
-from idlora_bench.weights import MODELS_ENV, WeightsFile
+import idlora_bench.data.media as media_module
+from idlora_bench.core.errors import SampleFailure, WeightsError
+from idlora_bench.data.media import DecodedMedia, resample_audio
+from idlora_bench.core.io import file_sha256
+from idlora_bench.metrics import clap_htsat_unfused as clap_adherence
+from idlora_bench.models import whisper as whisper_model
+from idlora_bench.metrics.clap_htsat_unfused import ClapAdherence, sound_description, window_starts
+from idlora_bench.metrics.wer_whisper_large_v3 import WerWhisper, wer_scores
+from idlora_bench.metrics.wer_whisper_norm_whisper_large_v3 import WerWhisperNorm
+from idlora_bench.models.whisper import load_whisper_checkpoint
+from idlora_bench.core.types import Pair
+from idlora_bench.checkpoints.weights import MODELS_ENV, WeightsFile
 
 SHA = "0" * 64
 
@@ -336,7 +340,7 @@ def test_real_cards_are_pinned() -> None:
     assert {"config.json", "pytorch_model.bin", "preprocessor_config.json", "tokenizer.json"} <= files
     assert all(c.hub().revision == "8fa0f1c6d0433df6e97c127f64b2a1d6c0dcda8a" and c.hub().repo_id ==
                "laion/clap-htsat-unfused" and c.hub().path == c.file for c in ClapAdherence.weights)
-    wer_whisper.verify_package_assets()  # the installed openai-whisper ships the pinned tokenizer/mels/spellings
+    whisper_model.verify_package_assets()  # the installed openai-whisper ships the pinned tokenizer/mels/spellings
 
 
 def test_load_whisper_checkpoint_rejects_a_non_checkpoint(tmp_path: Path) -> None:
@@ -542,7 +546,7 @@ def test_clap_checkpoint_with_a_wrong_key_is_refused(tmp_path: Path, monkeypatch
 
 def test_clap_real_cards_load_with_recorded_checksums(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real cards (hub revision, sha256=None) verify against the checksums recorded at pull time."""
-    from idlora_bench.weights import record_checksum
+    from idlora_bench.checkpoints.weights import record_checksum
 
     monkeypatch.setenv(MODELS_ENV, str(tmp_path))
     _write_tiny_clap(tmp_path / CLAP_MODEL)

@@ -23,8 +23,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from synthetic import landmark_track
 
-from idlora_bench.errors import SampleFailure, WeightsError
-from idlora_bench.media import DecodedMedia
+from idlora_bench.core.errors import SampleFailure, WeightsError
+from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.face_similarity_arcface import FaceSimilarityArcFace
 from idlora_bench.metrics.lip_motion_insightface import LipMotionInsightFace
 from idlora_bench.metrics.similarity import cosine_similarity, mean_then_normalise
@@ -37,8 +37,8 @@ from idlora_bench.models.insightface_onnx import (
     DetectedFace,
     onnx_providers,
 )
-from idlora_bench.types import Pair
-from idlora_bench.weights import file_sha256
+from idlora_bench.core.types import Pair
+from idlora_bench.core.io import file_sha256
 
 SHA = "0" * 64
 ARCFACE_DST = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]])

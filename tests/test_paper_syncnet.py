@@ -26,12 +26,13 @@ import pytest
 import torch
 from scipy.io import wavfile
 
-from idlora_bench.errors import SampleFailure, WeightsError
-from idlora_bench.media import DecodedMedia
-from idlora_bench.metrics.lip_sync_syncnet import LipSyncConfidenceSyncNet, LipSyncSyncNet
+from idlora_bench.core.errors import SampleFailure, WeightsError
+from idlora_bench.data.media import DecodedMedia
+from idlora_bench.metrics.lse_c_syncnet import LipSyncConfidenceSyncNet
+from idlora_bench.metrics.lse_d_syncnet import LipSyncSyncNet
 from idlora_bench.models import syncnet as sn
-from idlora_bench.types import Pair
-from idlora_bench.weights import MODELS_ENV, WeightsFile
+from idlora_bench.core.types import Pair
+from idlora_bench.checkpoints.weights import MODELS_ENV, WeightsFile
 
 try:  # the paper extra: syncnet-python (+ scenedetect, python-speech-features); the metric needs it too
     from syncnet_python.detectors.s3fd import S3FD

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 
 from conftest import FAKE_PLUGIN, REPO_ROOT
 from idlora_bench import runner
+from idlora_bench.store.run_files import load_results
 from idlora_bench.methods import METHODS
 from idlora_bench.methods.base import Method
 
@@ -34,7 +36,7 @@ def test_one_row_per_pair_and_metric_with_provenance(synth_split: Path, tmp_path
     assert manifest["method"] == "still-reference" and manifest["profile"] == "fake"
     assert {m["name"] for m in manifest["metrics"]} == {"audio_rms.fake", "luma.fake"}
     assert len(manifest["split_pairs_sha256"]) == 64 and manifest["package_version"]
-    on_disk = runner.load_results(outcome.run_dir / "results-fake.jsonl")
+    on_disk = load_results(outcome.run_dir / "results-fake.jsonl")
     assert len(on_disk) == 12
     assert (outcome.run_dir / "results-fake.csv").is_file() and (outcome.run_dir / "summary-fake.csv").is_file()
 
@@ -88,7 +90,7 @@ def test_missing_and_corrupt_outputs_become_failure_rows(synth_split: Path, tmp_
 
 
 def test_silent_output_is_a_failure_with_reason_not_zero(synth_split: Path, tmp_path: Path) -> None:
-    from idlora_bench.media import write_mp4
+    from idlora_bench.data.media import write_mp4
     import numpy as np
 
     outputs = tmp_path / "silent"
@@ -104,10 +106,10 @@ class _Exploding(Method):
     name = "test-exploding"
     description = "fails on one pair"
 
-    def generate(self, pair, split, out_path, seed):  # type: ignore[no-untyped-def]
-        if pair.pair_id == "p2-cross-video":
+    def generate(self, item, out_path, seed):  # type: ignore[no-untyped-def]
+        if item.pair_id == "p2-cross-video":
             raise RuntimeError("model diverged")
-        METHODS.get("gt")().generate(pair, split, out_path, seed)
+        METHODS.get("gt")().generate(item, out_path, seed)
 
 
 def test_generation_error_is_recorded_and_other_pairs_go_on(synth_split: Path, tmp_path: Path) -> None:
@@ -121,7 +123,7 @@ def test_generation_error_is_recorded_and_other_pairs_go_on(synth_split: Path, t
 
 
 def test_changed_method_config_in_same_folder_is_refused(synth_split: Path, tmp_path: Path) -> None:
-    from idlora_bench.errors import ValidationError
+    from idlora_bench.core.errors import ValidationError
 
     _run(tmp_path, "gt", name="shared")
     with pytest.raises(ValidationError, match="another method config or seed"):
@@ -140,6 +142,9 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(synth_split: Path, tmp
     reference = _bench([*args, "--out", str(tmp_path / "ref"), "--cache", str(tmp_path / "ref.sqlite")], env)
     assert reference.wait(timeout=300) == 0, reference.stderr.read().decode()
 
+    # The same videos for both runs (copied: an encoder may not give identical bytes twice), so the comparison
+    # is about scoring, resumed after a kill, against scoring uninterrupted.
+    shutil.copytree(tmp_path / "ref" / "videos", tmp_path / "killed" / "videos")
     cache = tmp_path / "killed.sqlite"
     killed = _bench([*args, "--out", str(tmp_path / "killed"), "--cache", str(cache)], env)
     deadline = time.time() + 120
@@ -163,7 +168,7 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(synth_split: Path, tmp
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
     counts = json.loads((tmp_path / "killed" / "counts-fake.json").read_text())
     ref_counts = json.loads((tmp_path / "ref" / "counts-fake.json").read_text())
-    assert counts["reused"] == 6  # every video was generated before the scoring started
+    assert counts["reused"] == 6  # the videos were there before the run started
     # finished work is not redone: what was cached before the kill is not computed again
     with sqlite3.connect(cache) as db:
         total = db.execute("SELECT COUNT(*) FROM features").fetchone()[0]

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from idlora_bench.cli import main
-from idlora_bench.errors import ValidationError
-from idlora_bench.splits import load_split, split_registry, validate_split
+from idlora_bench.core.errors import ValidationError
+from idlora_bench.data.splits import load_split, split_registry, validate_split
 
 
 def test_registry_lists_repo_and_extra_splits(synth_split: Path) -> None:
@@ -17,7 +17,7 @@ def test_registry_lists_repo_and_extra_splits(synth_split: Path) -> None:
 
 
 def test_protocol_cards_carry_the_paper_counts() -> None:
-    from idlora_bench.splits import load_card
+    from idlora_bench.data.splits import load_card
 
     easy, hard, talk = (load_card(n)[0] for n in ("celebvhq-easy", "celebvhq-hard", "talkvid"))
     assert (easy.expected.pairs, easy.expected.speakers, dict(easy.expected.kinds)) == (36, 14, {"same-video": 36})

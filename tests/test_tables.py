@@ -11,9 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from idlora_bench import runner, table_render, tables
+from idlora_bench import runner
+from idlora_bench.report import render, tables
 from idlora_bench.cli import main
-from idlora_bench.errors import ValidationError
+from idlora_bench.core.errors import ValidationError
 
 
 def _rows(values: dict[str, dict[str, list[float | None]]], split: str = "s") -> pd.DataFrame:
@@ -53,7 +54,7 @@ def test_main_table_ranks_marks_and_coverage(results: pd.DataFrame) -> None:
     assert cells["c"][wer].mark == ""  # identical to gt: no difference
     assert cells["c"][spk].coverage_note == "6/8" and cells["a"][spk].coverage_note == ""
     assert set(comparisons["family_size"]) == {6}
-    markdown = table_render.to_markdown(table)
+    markdown = render.to_markdown(table)
     assert "| *gt* | 1.000 |" in markdown and "**0.858** (6/8)" in markdown and "<u>0.650</u>‡" in markdown
     assert "(6/8)" in markdown and "Holm-corrected over 6 comparisons" in markdown
 
@@ -65,9 +66,13 @@ def test_better_methods_get_a_dagger() -> None:
     assert cells["m"]["wer"].mark == "†" and cells["m"]["wer"].rank == 1
 
 
+DISPLAY = {"speaker_similarity": tables.MetricDisplay("Spk Sim", 3, "higher"),
+           "wer": tables.MetricDisplay("WER", 3, "lower")}
+
+
 def test_every_format_renders(results: pd.DataFrame, tmp_path: Path) -> None:
-    table, _ = tables.main_table(results, "gt", n_boot=200)
-    paths = table_render.write_all(table, tmp_path, "t")
+    table, _ = tables.main_table(results, "gt", display=DISPLAY, n_boot=200)
+    paths = render.write_all(table, tmp_path, "t")
     assert [p.suffix for p in paths] == [".md", ".tex", ".csv", ".html"]
     latex = (tmp_path / "t.tex").read_text()
     assert r"\toprule" in latex and r"\bottomrule" in latex and r"\textbf{0.858}" in latex
@@ -143,7 +148,7 @@ def test_reported_rows_appear_marked_and_unranked() -> None:
     reported = labels["ID-LoRA (reported)"]
     assert reported.kind == "reported" and reported.cells["speaker_similarity"].value == 0.477
     assert reported.cells["speaker_similarity"].rank is None
-    assert "*ID-LoRA (reported)*" in table_render.to_markdown(table)
+    assert "*ID-LoRA (reported)*" in render.to_markdown(table)
 
 
 def test_sweep_table_orders_runs_by_the_parameter(synth_split: Path, tmp_path: Path) -> None:

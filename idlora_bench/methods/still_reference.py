@@ -11,19 +11,18 @@ from pathlib import Path
 
 import numpy as np
 
-from idlora_bench.media import decode, write_mp4
+from idlora_bench.data.media import decode, write_mp4
+from idlora_bench.data.splits import ResolvedPair
 from idlora_bench.methods.base import Method
-from idlora_bench.splits import Split
-from idlora_bench.types import Pair
 
 
 class StillReference(Method):
     name = "still-reference"
     description = "first target frame held still + the reference audio (copy-through floor)"
 
-    def generate(self, pair: Pair, split: Split, out_path: Path, seed: int) -> None:
-        target = decode(split.media_path(pair.target), need_audio=False)
-        reference = decode(split.media_path(pair.reference), need_video=False)
+    def generate(self, item: ResolvedPair, out_path: Path, seed: int) -> None:
+        target = decode(item.target_path, need_audio=False)
+        reference = decode(item.reference_path, need_video=False)
         frames = target.require_video()
         assert target.fps is not None and reference.sample_rate is not None
         still = np.repeat(frames[:1], len(frames), axis=0)

@@ -11,17 +11,18 @@ from pathlib import Path
 
 import numpy as np
 
-from idlora_bench.errors import ValidationError
+from idlora_bench.core.errors import ValidationError
+from idlora_bench.core.types import Pair
+from idlora_bench.data.splits import ResolvedPair, Split
 from idlora_bench.methods.base import Method, copy_atomic
-from idlora_bench.splits import Split
-from idlora_bench.types import Pair
 
 
-def impostor_pair(pair: Pair, split: Split, seed: int) -> Pair:
-    """The pair of another speaker whose target stands in for ``pair`` (deterministic in seed + pair id)."""
-    candidates = sorted((p for p in split.pairs if p.speaker_id != pair.speaker_id), key=lambda p: p.pair_id)
+def impostor_pair(pair: Pair, pairs: list[Pair], seed: int) -> Pair:
+    """The pair of another speaker (among ``pairs``) whose target stands in for ``pair`` (deterministic in seed +
+    pair id)."""
+    candidates = sorted((p for p in pairs if p.speaker_id != pair.speaker_id), key=lambda p: p.pair_id)
     if not candidates:
-        raise ValidationError(f"split {split.name!r}: swap-speaker needs pairs of at least two speakers")
+        raise ValidationError("swap-speaker needs pairs of at least two speakers")
     pair_key = int.from_bytes(hashlib.sha256(pair.pair_id.encode()).digest()[:8], "little")
     rng = np.random.default_rng([seed, pair_key])
     return candidates[int(rng.integers(len(candidates)))]
@@ -34,6 +35,10 @@ class SwapSpeaker(Method):
     def prepare(self, split: Split) -> None:
         if len({pair.speaker_id for pair in split.pairs}) < 2:
             raise ValidationError(f"split {split.name!r}: swap-speaker needs at least two speakers")
+        self._split = split
 
-    def generate(self, pair: Pair, split: Split, out_path: Path, seed: int) -> None:
-        copy_atomic(split.media_path(impostor_pair(pair, split, seed).target), out_path)
+    def generate(self, item: ResolvedPair, out_path: Path, seed: int) -> None:
+        if not hasattr(self, "_split"):
+            raise ValidationError("swap-speaker: call prepare(split) before generate (the runner does)")
+        impostor = impostor_pair(item.pair, self._split.pairs, seed)
+        copy_atomic(self._split.media_path(impostor.target), out_path)

@@ -1,8 +1,11 @@
 """Metrics and metric profiles.
 
 Where things are:
-- ``base.py``: the :class:`Metric` interface (extract per file -> compare per pair).
-- one file per metric, e.g. ``speaker_similarity_resemblyzer.py``; each class is registered below.
+- ``base.py``: the :class:`Metric` interface (extract per file -> compare per pair) and its metadata.
+- one file per metric, named after the metric: ``<family>.<backend>`` lives in ``<family>_<backend>.py``
+  (e.g. ``speaker_similarity.resemblyzer`` in ``speaker_similarity_resemblyzer.py``).
+- the registration lines below: one per metric, ``"module:Class"`` imported on first use, so a missing
+  optional library breaks only the profiles that use it (``bench doctor`` names the package to install).
 - :data:`PROFILES`: named sets of metrics whose numbers are comparable; results are never mixed across
   profiles. ``offline`` uses real pretrained weights shipped inside PyPI packages (runs anywhere);
   ``paper`` (WavLM-ECAPA, ArcFace, SyncNet, CLAP, Whisper-large-v3) follows the ID-LoRA paper.
@@ -10,83 +13,95 @@ Where things are:
 
 from __future__ import annotations
 
-from idlora_bench.errors import RegistryError
+from collections.abc import Iterable
+from typing import Any
+
+from idlora_bench.core.errors import BenchError, RegistryError
+from idlora_bench.core.registry import Registry
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
-from idlora_bench.metrics.clap_adherence import ClapAdherence
-from idlora_bench.metrics.face_similarity_arcface import FaceSimilarityArcFace
-from idlora_bench.metrics.face_similarity_dlib import FaceSimilarityDlib
-from idlora_bench.metrics.lip_motion_dlib import LipMotionDlib
-from idlora_bench.metrics.lip_motion_insightface import LipMotionInsightFace
-from idlora_bench.metrics.lip_sync_syncnet import LipSyncConfidenceSyncNet, LipSyncSyncNet
-from idlora_bench.metrics.speaker_similarity_resemblyzer import SpeakerSimilarityResemblyzer
-from idlora_bench.metrics.speaker_similarity_wavlm import SpeakerSimilarityWavLM
-from idlora_bench.metrics.wer_pocketsphinx import WerPocketsphinx
-from idlora_bench.metrics.wer_whisper import WerWhisper, WerWhisperNorm
-from idlora_bench.registry import Registry
 
 METRICS: Registry[type[Metric]] = Registry("metric")
-for _metric in (
-    SpeakerSimilarityResemblyzer, FaceSimilarityDlib, LipMotionDlib, WerPocketsphinx,  # offline
-    SpeakerSimilarityWavLM, FaceSimilarityArcFace, LipSyncSyncNet, LipSyncConfidenceSyncNet,  # paper
-    ClapAdherence, WerWhisper, WerWhisperNorm, LipMotionInsightFace,
-):
-    METRICS.register(_metric.name, _metric)
+PROFILES: Registry[list[str]] = Registry("metric profile")
+"""Profile name -> its metric names in column order."""
 
-PROFILES: dict[str, tuple[str, ...]] = {
-    "offline": (
-        SpeakerSimilarityResemblyzer.name,
-        FaceSimilarityDlib.name,
-        LipMotionDlib.name,
-        WerPocketsphinx.name,
-    ),
-    "paper": (
-        SpeakerSimilarityWavLM.name,
-        FaceSimilarityArcFace.name,
-        LipSyncSyncNet.name,
-        LipSyncConfidenceSyncNet.name,
-        ClapAdherence.name,
-        WerWhisper.name,
-        WerWhisperNorm.name,
-        LipMotionInsightFace.name,
-    ),
-}
-PROFILE_REGISTRY: Registry[tuple[str, ...]] = Registry("metric profile")
-for _profile, _names in PROFILES.items():
-    PROFILE_REGISTRY.register(_profile, _names)
+
+def register_metric(name: str, target: str | type[Metric], profiles: Iterable[str] = ()) -> None:
+    """Register a metric (a class, or ``"module:Class"`` imported on first use) and add it to ``profiles``."""
+    if isinstance(target, str):
+        METRICS.register_lazy(name, target)
+    else:
+        METRICS.register(name, target)
+    for profile in profiles:
+        if profile not in PROFILES:
+            PROFILES.register(profile, [])
+        PROFILES.get(profile).append(name)
+
+
+_M = "idlora_bench.metrics"
+# offline: real weights shipped inside PyPI packages
+register_metric("speaker_similarity.resemblyzer", f"{_M}.speaker_similarity_resemblyzer:SpeakerSimilarityResemblyzer",
+                ["offline"])
+register_metric("face_similarity.dlib", f"{_M}.face_similarity_dlib:FaceSimilarityDlib", ["offline"])
+register_metric("lip_motion.dlib", f"{_M}.lip_motion_dlib:LipMotionDlib", ["offline"])
+register_metric("wer.pocketsphinx", f"{_M}.wer_pocketsphinx:WerPocketsphinx", ["offline"])
+# paper: the ID-LoRA paper's metric models
+register_metric("speaker_similarity.wavlm_ecapa", f"{_M}.speaker_similarity_wavlm_ecapa:SpeakerSimilarityWavLM",
+                ["paper"])
+register_metric("face_similarity.arcface", f"{_M}.face_similarity_arcface:FaceSimilarityArcFace", ["paper"])
+register_metric("lse_d.syncnet", f"{_M}.lse_d_syncnet:LipSyncSyncNet", ["paper"])
+register_metric("lse_c.syncnet", f"{_M}.lse_c_syncnet:LipSyncConfidenceSyncNet", ["paper"])
+register_metric("clap.htsat_unfused", f"{_M}.clap_htsat_unfused:ClapAdherence", ["paper"])
+register_metric("wer.whisper_large_v3", f"{_M}.wer_whisper_large_v3:WerWhisper", ["paper"])
+register_metric("wer_whisper_norm.whisper_large_v3",
+                f"{_M}.wer_whisper_norm_whisper_large_v3:WerWhisperNorm", ["paper"])
+register_metric("lip_motion.insightface", f"{_M}.lip_motion_insightface:LipMotionInsightFace", ["paper"])
+
+
+def profile_classes(profile: str) -> list[type[Metric]]:
+    """The metric classes of a profile, in column order (imports them)."""
+    return [METRICS.get(name) for name in PROFILES.get(profile)]
+
+
+def missing_packages(classes: Iterable[type[Metric]]) -> dict[str, str]:
+    """Import name -> pip requirement of every package the metrics need and that is not installed."""
+    missing: dict[str, str] = {}
+    for cls in classes:
+        missing.update(cls.missing_packages())
+    return missing
 
 
 def build_profile(profile: str, device: str = "cpu", only: list[str] | None = None) -> list[Metric]:
-    """Instantiate the metrics of a profile (optionally a subset by name or family), not yet loaded."""
-    names = PROFILE_REGISTRY.get(profile)
-    metrics = [METRICS.get(name)(device=device) for name in names]
+    """Instantiate the metrics of a profile (optionally a subset by name or family), not yet loaded.
+
+    Raises a :class:`BenchError` naming the packages to install when a metric's optional library is missing.
+    """
+    names = tuple(PROFILES.get(profile))
     if only:
-        chosen = [m for m in metrics if m.name in only or m.family in only]
-        unknown = set(only) - {m.name for m in chosen} - {m.family for m in chosen}
+        chosen = [name for name in names if name in only or name.split(".")[0] in only]
+        unknown = set(only) - set(chosen) - {name.split(".")[0] for name in chosen}
         if unknown:
-            known = ", ".join(sorted({m.name for m in metrics} | {m.family for m in metrics}))
+            known = ", ".join(sorted(set(names) | {name.split(".")[0] for name in names}))
             raise RegistryError(f"metric(s) {sorted(unknown)} are not in profile {profile!r}. Known: {known}.")
-        metrics = chosen
-    return metrics
+        names = tuple(chosen)
+    classes = [METRICS.get(name) for name in names]
+    missing = missing_packages(classes)
+    if missing:
+        raise BenchError(f"profile {profile!r} needs packages that are not installed: "
+                         + ", ".join(f"{module} ({requirement})" for module, requirement in missing.items())
+                         + ". Fix: scripts/setup.sh, or pip install -c constraints.txt each of them.")
+    return [cls(device=device) for cls in classes]
+
+
+def __getattr__(attribute: str) -> Any:
+    """``from idlora_bench.metrics import SpeakerSimilarityResemblyzer`` imports that one metric's module."""
+    for name in METRICS.names():
+        target = METRICS.target(name)
+        if (target or "").endswith(f":{attribute}") or (target is None and METRICS.get(name).__name__ == attribute):
+            return METRICS.get(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
 
 
 __all__ = [
-    "ClapAdherence",
-    "FaceSimilarityArcFace",
-    "LipMotionInsightFace",
-    "LipSyncConfidenceSyncNet",
-    "LipSyncSyncNet",
-    "SpeakerSimilarityWavLM",
-    "WerWhisper",
-    "WerWhisperNorm",
-    "METRICS",
-    "PROFILES",
-    "Features",
-    "FaceSimilarityDlib",
-    "LipMotionDlib",
-    "Metric",
-    "MetricInput",
-    "Score",
-    "SpeakerSimilarityResemblyzer",
-    "WerPocketsphinx",
-    "build_profile",
+    "METRICS", "PROFILES", "Features", "Metric", "MetricInput", "Score", "build_profile", "missing_packages",
+    "profile_classes", "register_metric",
 ]

@@ -6,13 +6,14 @@ A metric works in two steps so that features can be cached by content hash and s
    under ``cache_key(media.sha256)``; a ground-truth target is therefore computed once for all methods.
 2. ``compare(generated, target, pair) -> Score``: cheap, combines the features with the pair's texts.
 
-A sample that cannot be scored raises :class:`~idlora_bench.errors.SampleFailure` with a reason code
+A sample that cannot be scored raises :class:`~idlora_bench.core.errors.SampleFailure` with a reason code
 (``no_face``, ``no_speech``, ``too_short``, ...): it becomes a failure row, never a dropped sample or a 0.0.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -20,10 +21,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from idlora_bench.errors import SampleFailure
-from idlora_bench.media import DecodedMedia
-from idlora_bench.types import Direction, MetricProvenance, Pair
-from idlora_bench.weights import WeightsFile
+from idlora_bench.core.errors import SampleFailure
+from idlora_bench.data.media import DecodedMedia
+from idlora_bench.core.types import Direction, MetricProvenance, Pair
+from idlora_bench.checkpoints.weights import WeightsFile
 
 Features = dict[str, Any]
 """Per-file features: numpy arrays, floats, ints or strings keyed by name."""
@@ -66,6 +67,13 @@ class Metric(ABC):
         features_id: metrics that read the same features from a file (e.g. LSE-D and LSE-C from one SyncNet
             pass) set the same ``features_id`` and identical version, params and weights: they then share
             one cache entry per file, so the runner extracts once and each metric only compares.
+        label: the table header (e.g. ``Spk Sim``); digits: decimals shown in tables; unit: what one unit of
+            the value is (e.g. ``cosine``); paper_reference: where the metric is defined (paper section/table).
+        requires: import name -> pip requirement of every optional package the metric needs; ``bench doctor``
+            and :func:`~idlora_bench.metrics.build_profile` check them before anything runs.
+
+    The class is the one source of these facts: the run manifest records them (``MetricProvenance``) and
+    tables, ``bench metrics list`` and ``bench doctor`` read them from there or from the class.
     """
 
     name: ClassVar[str]
@@ -78,6 +86,11 @@ class Metric(ABC):
     weights: ClassVar[tuple[WeightsFile, ...]] = ()
     params: ClassVar[dict[str, Any]] = {}
     description: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    digits: ClassVar[int] = 3
+    unit: ClassVar[str] = ""
+    paper_reference: ClassVar[str] = ""
+    requires: ClassVar[dict[str, str]] = {}
 
     def __init__(self, device: str = "cpu") -> None:
         self.device = device
@@ -101,19 +114,6 @@ class Metric(ABC):
     def extract(self, media: DecodedMedia) -> Features:
         """Per-file features. Raise SampleFailure when the file cannot be scored."""
 
-    def extract_many(self, media: list[DecodedMedia]) -> list[Features | SampleFailure]:
-        """Features of several files; metrics with batched models override this (default: one by one).
-
-        Returns, in order, the features or the :class:`SampleFailure` of each file.
-        """
-        out: list[Features | SampleFailure] = []
-        for item in media:
-            try:
-                out.append(self.extract(item))
-            except SampleFailure as failure:
-                out.append(failure)
-        return out
-
     @abstractmethod
     def compare(self, generated: Features, target: Features | None, pair: Pair) -> Score:
         """Combine generated features with target features (None unless the metric uses them)."""
@@ -133,6 +133,12 @@ class Metric(ABC):
     @property
     def requires_target(self) -> bool:
         return bool(self.needs & TARGET_INPUTS)
+
+    @classmethod
+    def missing_packages(cls) -> dict[str, str]:
+        """Import name -> pip requirement of each package in ``requires`` that is not installed."""
+        return {module: requirement for module, requirement in cls.requires.items()
+                if importlib.util.find_spec(module) is None}
 
     def weights_checksums(self) -> dict[str, str | None]:
         """Weights name -> sha256 (the card's, or the one recorded at pull for revision-pinned files)."""
@@ -157,6 +163,10 @@ class Metric(ABC):
             direction=self.direction,
             params=dict(self.params),
             weights=self.weights_checksums(),
+            label=self.label or self.family,
+            digits=self.digits,
+            unit=self.unit,
+            paper_reference=self.paper_reference,
         )
 
     def __repr__(self) -> str:

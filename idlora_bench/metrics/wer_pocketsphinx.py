@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from idlora_bench.media import DecodedMedia
+from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
 from idlora_bench.metrics.text_normalisation import paper_normalise
-from idlora_bench.types import Pair
-from idlora_bench.weights import WeightsFile
+from idlora_bench.core.types import Pair
+from idlora_bench.checkpoints.weights import WeightsFile
 
 SAMPLE_RATE_HZ = 16_000
 _PACKAGE = "pypi:pocketsphinx==5.1.1:model/en-us/"
@@ -49,6 +49,10 @@ class WerPocketsphinx(Metric):
     params = {"sample_rate_hz": SAMPLE_RATE_HZ, "normalisation": "paper: lowercase, strip punctuation",
               "silence_peak": 1e-3}
     description = "word error rate of a PocketSphinx transcription of the generated audio vs the transcript"
+    label = "WER (PocketSphinx)"
+    unit = "word error rate"
+    paper_reference = "offline stand-in for ID-LoRA Sec. 5.1 WER"
+    requires = {"pocketsphinx": "pocketsphinx==5.1.1", "jiwer": "jiwer==4.0.0"}
 
     def _load(self, paths: dict[str, Path]) -> None:
         from pocketsphinx import Decoder

@@ -10,7 +10,7 @@ crop of 1.5x the box) is insightface's, unchanged.
 Before a file is handed to insightface its ONNX signature is checked against the real buffalo_l file's
 (inputs and outputs: count, element type, rank, fixed sizes), and after routing the model object is checked
 (class, keypoints, preprocessing). A file that does not match is refused with a
-:class:`~idlora_bench.errors.WeightsError` naming it; it never reaches a metric.
+:class:`~idlora_bench.core.errors.WeightsError` naming it; it never reaches a metric.
 
 Colour: idlora-bench frames are RGB ``(H, W, 3)`` uint8; insightface expects OpenCV's BGR (it swaps to RGB
 inside ``cv2.dnn.blobFromImage(..., swapRB=True)``). Every public method here takes RGB and converts.
@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from idlora_bench.errors import WeightsError
-from idlora_bench.weights import WeightsFile
+from idlora_bench.core.errors import WeightsError
+from idlora_bench.checkpoints.weights import WeightsFile
 
 logger = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ package loads ``sfd_face.pth`` with ``load_state_dict``). Their sizes (54573114 
 the legacy (non-zip) format within a few hundred bytes, the SyncNet file without BatchNorm's
 ``num_batches_tracked`` counters (added in torch 0.4.1, after the file's release). Those counters are
 therefore the only keys allowed to be absent (unused at inference). Any other missing, extra or mis-shaped
-key is refused with a :class:`~idlora_bench.errors.WeightsError` naming it. Both formats (legacy and zip)
+key is refused with a :class:`~idlora_bench.core.errors.WeightsError` naming it. Both formats (legacy and zip)
 are read with ``torch.load(weights_only=True)``; a pickled module is refused.
 """
 
@@ -63,8 +63,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from idlora_bench.errors import SampleFailure, WeightsError
-from idlora_bench.weights import WeightsFile
+from idlora_bench.core.errors import SampleFailure, WeightsError
+from idlora_bench.checkpoints.weights import WeightsFile
 
 SYNCNET_MODEL = "syncnet-v2"
 SYNCNET_LICENCE = "syncnet_python code MIT (Joon Son Chung); weights: VGG Oxford, research use"

@@ -63,7 +63,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from idlora_bench.errors import WeightsError
+from idlora_bench.core.errors import WeightsError
 
 SAMPLE_RATE_HZ = 16_000
 BACKBONE_PREFIX = "feature_extract.model."

@@ -2,7 +2,7 @@
 
 Two sources, one format on the way to the trainer:
 
-- ``pairs``: an idlora-bench pairs file (``pairs.jsonl`` of :class:`idlora_bench.types.Pair`; any split's pairs
+- ``pairs``: an idlora-bench pairs file (``pairs.jsonl`` of :class:`idlora_bench.core.types.Pair`; any split's pairs
   file can serve as a training set). Each pair's ``reference`` clip gives the reference audio, its ``target``
   clip the target video + audio (its first frame is the first-frame condition) and ``prompt`` the text.
   :func:`encode_pairs_to_cache` encodes them once with a :class:`LatentEncoder` (VAEs + text encoder) into a
@@ -241,8 +241,8 @@ class LatentEncoder(Protocol):
 
 
 def load_pairs(pairs_path: str | Path) -> list[Any]:
-    """Validated :class:`idlora_bench.types.Pair` records of a pairs.jsonl (any split's pairs file)."""
-    from idlora_bench.types import Pair, load_jsonl
+    """Validated :class:`idlora_bench.core.types.Pair` records of a pairs.jsonl (any split's pairs file)."""
+    from idlora_bench.core.types import Pair, load_jsonl
 
     return load_jsonl(Pair, Path(pairs_path))
 
@@ -265,7 +265,7 @@ def encode_pairs_to_cache(
     whole audio (about 5 s; no trimming, no loudness normalisation, as in the authors' code). Raises naming the
     pair when a target is shorter than ``num_frames`` frames or a clip lacks a stream.
     """
-    from idlora_bench.media import decode
+    from idlora_bench.data.media import decode
 
     if (num_frames - 1) % 8 != 0:
         raise ValueError(f"num_frames must be 8k + 1 for the LTX-2 video VAE, got {num_frames}")

@@ -32,14 +32,16 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from idlora_bench.errors import WeightsError
-from idlora_bench.media import decode, file_sha256, write_mp4
-from idlora_bench.methods.base import Method
-from idlora_bench.splits import Split
-from idlora_bench.types import Pair
-from idlora_bench.weights import WeightsFile, models_dir
+from pydantic import field_validator, model_validator
+
+from idlora_bench.checkpoints.weights import WeightsFile, models_dir
+from idlora_bench.core.errors import WeightsError
+from idlora_bench.core.io import file_sha256
+from idlora_bench.data.media import decode, write_mp4
+from idlora_bench.data.splits import ResolvedPair, Split
+from idlora_bench.methods.base import Method, MethodOptions
 
 LTX2_REPO = "Lightricks/LTX-2"
 LTX2_REVISION = "47da56e2ad66ce4125a9922b4a8826bf407f9d0a"
@@ -101,18 +103,83 @@ REAL_DEFAULTS: dict[str, Any] = {"steps": 30, "frames": 121, "long_side": 512, "
 TINY_DEFAULTS: dict[str, Any] = {"steps": 4, "frames": 9, "long_side": 64, "stg_block": 1}
 
 
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"not a boolean: {value!r}")
-    return bool(value)
+class LTXOptions(MethodOptions):
+    """Options of ``ltx-zeroshot`` (and the shared ones of ``idlora``); see the module docstring.
+
+    ``None`` means the model's default (``REAL_DEFAULTS`` / ``TINY_DEFAULTS``); an empty string from the command line
+    is ``None`` too.
+    """
+
+    model: Literal["ltx-2", "tiny-random"] = "ltx-2"
+    video_scale: float = 3.0
+    audio_scale: float = 7.0
+    stg_scale: float = 1.0
+    stg_block: int | None = None
+    modality_scale: float = 3.0
+    steps: int | None = None
+    frames: int | None = None
+    fps: float = 25.0
+    long_side: int | None = None
+    height: int | None = None
+    width: int | None = None
+    negative_prompt: str | None = None
+    batched_guidance: bool = True
+    device: str = "auto"
+    dtype: str | None = None
+    offload: Literal["none", "model"] | None = None
+    tiny_seed: int = 0
+    two_stage: bool = False
+    distilled_lora_strength: float = 0.8
+
+    @field_validator("stg_block", "steps", "frames", "long_side", "height", "width", "dtype", "offload",
+                     mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _both_sides_or_neither(self) -> LTXOptions:
+        if (self.height is None) != (self.width is None):
+            raise ValueError("give both height and width, or neither")
+        return self
+
+    @property
+    def smoke(self) -> bool:
+        return self.model == "tiny-random"
+
+    def default(self, key: str) -> Any:
+        """The option's value, or the model's default when it is None."""
+        value = getattr(self, key)
+        return (TINY_DEFAULTS if self.smoke else REAL_DEFAULTS)[key] if value is None else value
 
 
-def _optional(kind: type, value: Any) -> Any:
-    return None if value is None or value == "" else kind(value)
+class IDLoRAOptions(LTXOptions):
+    """Options of ``idlora``: the LTX ones plus the LoRA checkpoint, the identity scale (one convention) and the
+    reference positions."""
+
+    checkpoint: str = "celebvhq"
+    identity_scale_paper: float | None = None
+    identity_scale_code: float | None = None
+    reference_positions: str = "negative"
+
+    @field_validator("identity_scale_paper", "identity_scale_code", mode="before")
+    @classmethod
+    def _empty_scale_is_default(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _valid_choices(self) -> IDLoRAOptions:
+        from reference_impl.idlora.positions import REFERENCE_POSITION_MODES
+
+        if self.identity_scale_paper is not None and self.identity_scale_code is not None:
+            raise ValueError("give identity_scale_paper (s) or identity_scale_code (s - 1): one convention, not both")
+        if self.checkpoint not in IDLORA_LORAS and not Path(self.checkpoint).is_file():
+            raise ValueError(f"checkpoint must be one of {sorted(IDLORA_LORAS)} or an existing LoRA .safetensors "
+                             f"file, got {self.checkpoint!r}")
+        if self.reference_positions not in REFERENCE_POSITION_MODES:
+            raise ValueError(f"reference_positions must be one of {REFERENCE_POSITION_MODES}, "
+                             f"got {self.reference_positions!r}")
+        return self
 
 
 class LTXZeroShotMethod(Method):
@@ -126,70 +193,36 @@ class LTXZeroShotMethod(Method):
     weights: ClassVar[tuple[WeightsFile, ...]] = LTX2_WEIGHTS + TWO_STAGE_WEIGHTS
     uses_reference: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        *,
-        model: str = "ltx-2",
-        video_scale: float = 3.0,
-        audio_scale: float = 7.0,
-        stg_scale: float = 1.0,
-        stg_block: int | None = None,
-        modality_scale: float = 3.0,
-        steps: int | None = None,
-        frames: int | None = None,
-        fps: float = 25.0,
-        long_side: int | None = None,
-        height: int | None = None,
-        width: int | None = None,
-        negative_prompt: str | None = None,
-        batched_guidance: bool = True,
-        device: str = "auto",
-        dtype: str | None = None,
-        offload: str | None = None,
-        tiny_seed: int = 0,
-        two_stage: bool = False,
-        distilled_lora_strength: float = 0.8,
-        **extra: Any,
-    ) -> None:
+    options_model: ClassVar[type[MethodOptions]] = LTXOptions
+    options: LTXOptions
+
+    def __init__(self, **options: Any) -> None:
         from reference_impl.idlora.guidance import GuidanceConfig
         from reference_impl.idlora.pipeline import DEFAULT_NEGATIVE_PROMPT
 
-        self._check_extra(extra)
-        if model not in MODELS:
-            raise ValueError(f"method {self.name!r}: model must be one of {MODELS}, got {model!r}")
-        self.model = model
-        self.smoke = model == "tiny-random"  # type: ignore[misc]  # per instance: the runner reads method.smoke
-        defaults = TINY_DEFAULTS if self.smoke else REAL_DEFAULTS
-        self.steps = int(_optional(int, steps) or defaults["steps"])
-        self.frames = int(_optional(int, frames) or defaults["frames"])
-        self.fps = float(fps)
-        self.height = _optional(int, height)
-        self.width = _optional(int, width)
-        if (self.height is None) != (self.width is None):
-            raise ValueError(f"method {self.name!r}: give both height and width, or neither")
-        self.long_side = int(_optional(int, long_side) or defaults["long_side"])
-        block = _optional(int, stg_block)
+        super().__init__(**options)
+        o = self.options
+        self.model = o.model
+        self.smoke = o.smoke  # per instance: the runner reads method.smoke
+        self.steps = int(o.default("steps"))
+        self.frames = int(o.default("frames"))
+        self.fps = float(o.fps)
+        self.height, self.width = o.height, o.width
+        self.long_side = int(o.default("long_side"))
         self.guidance = GuidanceConfig.create(
-            video_scale=float(video_scale), audio_scale=float(audio_scale), identity_scale_code=0.0,
-            stg_scale=float(stg_scale), stg_blocks=(defaults["stg_block"] if block is None else block,),
-            modality_scale=float(modality_scale),
+            video_scale=o.video_scale, audio_scale=o.audio_scale, identity_scale_code=0.0, stg_scale=o.stg_scale,
+            stg_blocks=(int(o.default("stg_block")),), modality_scale=o.modality_scale,
         )
-        self.negative_prompt = DEFAULT_NEGATIVE_PROMPT if negative_prompt is None else str(negative_prompt)
-        self.batched_guidance = _as_bool(batched_guidance)
-        self.device_option = str(device)
-        self.dtype_option = None if dtype is None else str(dtype)
-        self.tiny_seed = int(tiny_seed)
-        self.offload = offload if offload is not None else ("none" if self.smoke else "model")
-        if self.offload not in ("none", "model"):
-            raise ValueError(f"method {self.name!r}: offload must be 'none' or 'model', got {self.offload!r}")
+        self.negative_prompt = DEFAULT_NEGATIVE_PROMPT if o.negative_prompt is None else o.negative_prompt
+        self.batched_guidance = o.batched_guidance
+        self.device_option = o.device
+        self.dtype_option = o.dtype
+        self.tiny_seed = o.tiny_seed
+        self.offload = o.offload if o.offload is not None else ("none" if self.smoke else "model")
         self.reference_positions = "negative"
-        self.two_stage = _as_bool(two_stage)
-        self.distilled_lora_strength = float(distilled_lora_strength)
+        self.two_stage = o.two_stage
+        self.distilled_lora_strength = o.distilled_lora_strength
         self._pipeline: Any = None
-
-    def _check_extra(self, extra: dict[str, Any]) -> None:
-        if extra:
-            raise TypeError(f"method {self.name!r} got unknown options {sorted(extra)}")
 
     # ------------------------------------------------------------------ config
 
@@ -306,7 +339,7 @@ class LTXZeroShotMethod(Method):
         pipeline.set_latent_upsampler(load_latent_upsampler(LTX2_UPSAMPLER.verify(), dtype=dtype))
         pipeline.load_distilled_lora(LTX2_DISTILLED_LORA.verify())
 
-    def prepare(self, split: Split) -> None:
+    def prepare(self, split: Split | None) -> None:
         if self._pipeline is not None:
             return
         self._check_weights()
@@ -325,17 +358,17 @@ class LTXZeroShotMethod(Method):
 
     # ------------------------------------------------------------------ generation
 
-    def _reference(self, pair: Pair, split: Split) -> tuple[Any, int | None]:
+    def _reference(self, item: ResolvedPair) -> tuple[Any, int | None]:
         return None, None
 
-    def generate(self, pair: Pair, split: Split, out_path: Path, seed: int) -> None:
+    def generate(self, item: ResolvedPair, out_path: Path, seed: int) -> None:
         if self._pipeline is None:
-            self.prepare(split)
-        target = decode(split.media_path(pair.target), need_audio=False)
+            self.prepare(None)
+        target = decode(item.target_path, need_audio=False)
         first_frame = target.require_video()[0]
-        reference_audio, reference_rate = self._reference(pair, split)
+        reference_audio, reference_rate = self._reference(item)
         result = self._pipeline(
-            pair.prompt, first_frame, reference_audio, reference_rate,
+            item.pair.prompt, first_frame, reference_audio, reference_rate,
             height=self.height, width=self.width, long_side=self.long_side, num_frames=self.frames,
             frame_rate=self.fps, num_inference_steps=self.steps, seed=int(seed), guidance=self.guidance_config(),
             negative_prompt=self.negative_prompt, reference_positions=self.reference_positions,
@@ -354,33 +387,22 @@ class IDLoRAMethod(LTXZeroShotMethod):
     weights: ClassVar[tuple[WeightsFile, ...]] = LTX2_WEIGHTS + TWO_STAGE_WEIGHTS + tuple(IDLORA_LORAS.values())
     uses_reference: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        *,
-        checkpoint: str = "celebvhq",
-        identity_scale_paper: float | None = None,
-        identity_scale_code: float | None = None,
-        reference_positions: str = "negative",
-        **options: Any,
-    ) -> None:
+    options_model: ClassVar[type[MethodOptions]] = IDLoRAOptions
+    options: IDLoRAOptions
+
+    def __init__(self, **options: Any) -> None:
         from reference_impl.idlora.guidance import GuidanceConfig
-        from reference_impl.idlora.positions import REFERENCE_POSITION_MODES
 
         super().__init__(**options)
-        self.checkpoint = str(checkpoint)
-        if self.checkpoint not in IDLORA_LORAS and not Path(self.checkpoint).is_file():
-            raise ValueError(f"method 'idlora': checkpoint must be one of {sorted(IDLORA_LORAS)} or an existing "
-                             f"LoRA .safetensors file, got {self.checkpoint!r}")
+        o = self.options
+        self.checkpoint = o.checkpoint
         base = self.guidance
         self.guidance = GuidanceConfig.create(
-            video_scale=base.video_scale, audio_scale=base.audio_scale,
-            identity_scale_paper=_optional(float, identity_scale_paper),
-            identity_scale_code=_optional(float, identity_scale_code),
-            stg_scale=base.stg_scale, stg_blocks=base.stg_blocks, modality_scale=base.modality_scale,
+            video_scale=base.video_scale, audio_scale=base.audio_scale, identity_scale_paper=o.identity_scale_paper,
+            identity_scale_code=o.identity_scale_code, stg_scale=base.stg_scale, stg_blocks=base.stg_blocks,
+            modality_scale=base.modality_scale,
         )
-        if reference_positions not in REFERENCE_POSITION_MODES:
-            raise ValueError(f"reference_positions must be one of {REFERENCE_POSITION_MODES}, got {reference_positions!r}")
-        self.reference_positions = reference_positions
+        self.reference_positions = o.reference_positions
 
     def _lora_file(self) -> Path | None:
         """The LoRA to load: a released card's verified path, a user file, or None (tiny-random, named)."""
@@ -415,6 +437,6 @@ class IDLoRAMethod(LTXZeroShotMethod):
         config["checkpoint"] = lora
         return config
 
-    def _reference(self, pair: Pair, split: Split) -> tuple[Any, int | None]:
-        reference = decode(split.media_path(pair.reference), need_video=False)
+    def _reference(self, item: ResolvedPair) -> tuple[Any, int | None]:
+        reference = decode(item.reference_path, need_video=False)
         return reference.require_audio(), reference.sample_rate

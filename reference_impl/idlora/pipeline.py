@@ -302,7 +302,7 @@ def reference_log_mel(
 
     ``T_mel = N_16k // hop + 1`` (centred frames, 10 ms each); mono is duplicated to stereo.
     """
-    from idlora_bench.media import resample_audio
+    from idlora_bench.data.media import resample_audio
 
     audio = np.asarray(waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else waveform,
                        dtype=np.float32)

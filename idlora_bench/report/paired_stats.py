@@ -67,42 +67,6 @@ class Comparison:
 
 
 # ------------------------------------------------------------------------------------------ building blocks
-def bootstrap_ci(diffs: np.ndarray, n_boot: int = 10_000, seed: int = 0, level: float = 0.95,
-                 indices: np.ndarray | None = None) -> tuple[float, float]:
-    """Percentile CI of ``mean(diffs)`` from ``n_boot`` paired resamples (rows of ``indices`` if given)."""
-    diffs = np.asarray(diffs, np.float64)
-    if len(diffs) == 0:
-        return math.nan, math.nan
-    if indices is None:
-        indices = np.random.default_rng(seed).integers(0, len(diffs), size=(n_boot, len(diffs)))
-    means = diffs[indices].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(low), float(high)
-
-
-def sign_flip_p_value(diffs: np.ndarray, n_perm: int = 10_000, seed: int = 0,
-                      exact_max_n: int = 12) -> tuple[float, bool]:
-    """Two-sided sign-flip permutation p-value of ``mean(diffs)``: ``(p, exact)``.
-
-    Exact: the share of all ``2^n`` sign patterns whose ``|mean|`` is at least the observed one.
-    Monte Carlo: ``(1 + #{|mean*| >= |mean|}) / (1 + n_perm)``.
-    """
-    diffs = np.asarray(diffs, np.float64)
-    n = len(diffs)
-    if n == 0:
-        return math.nan, True
-    observed = abs(diffs.mean())
-    tolerance = 1e-12 * max(1.0, float(np.abs(diffs).max()))
-    if n <= exact_max_n:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
-        flipped = np.abs(signs @ diffs) / n
-        return float(np.mean(flipped >= observed - tolerance)), True
-    signs = np.random.default_rng(seed).choice((-1.0, 1.0), size=(n_perm, n))
-    flipped = np.abs(signs @ diffs) / n
-    return float((1 + np.sum(flipped >= observed - tolerance)) / (1 + n_perm)), False
-
-
 def wilcoxon_p_value(diffs: np.ndarray) -> float:
     """scipy's two-sided Wilcoxon signed-rank p-value; 1.0 when every difference is zero."""
     diffs = np.asarray(diffs, np.float64)
@@ -167,13 +131,6 @@ def _aligned(values: pd.DataFrame, method: str, reference: str, direction: str,
         worst = np.nanmin(everything) if direction == "higher" else np.nanmax(everything)
         return np.nan_to_num(a, nan=worst), np.nan_to_num(r, nan=worst), coverage_a, coverage_r
     raise ValueError(f"unknown failure policy {policy!r}; choose from {FAILURE_POLICIES}")
-
-
-def paired_values(results: pd.DataFrame, split: str, metric: str, method: str, reference: str,
-                  policy: FailurePolicy) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Aligned per-pair values ``(method, reference)`` under the failure policy, and both coverages."""
-    rows = results[(results["split"] == split) & (results["metric"] == metric)]
-    return _aligned(_value_table(rows), method, reference, rows["direction"].iloc[0], policy)
 
 
 def _value_table(rows: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""Lip sync, paper profile: SyncNet v2 LSE-D (``lse_d.syncnet``, lower is better) and LSE-C (``lse_c.syncnet``).
+"""Lip sync, paper profile: SyncNet v2 LSE-D (``lse_d.syncnet``, lower is better); LSE-C (``lse_c.syncnet``, in
+``lse_c_syncnet.py``) reads the same features.
 
 Both are computed on the generated file alone (its video and its own audio track; no target), with the
 joonson/syncnet_python pipeline pinned in :mod:`idlora_bench.models.syncnet` (every parameter is stamped
@@ -24,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from idlora_bench.errors import SampleFailure
-from idlora_bench.media import DecodedMedia
+from idlora_bench.core.errors import SampleFailure
+from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
 from idlora_bench.models.syncnet import OFFSET_CONVENTION, PINNED, S3FD_FACE, SYNCNET_V2, SyncNetLSE
-from idlora_bench.types import Pair
+from idlora_bench.core.types import Pair
 
 class LipSyncSyncNet(Metric):
     """LSE-D (SyncNet v2 distance at the best offset); :class:`LipSyncConfidenceSyncNet` gives LSE-C."""
@@ -42,6 +43,11 @@ class LipSyncSyncNet(Metric):
     weights = (SYNCNET_V2, S3FD_FACE)
     params = PINNED.as_params()
     description = "SyncNet v2 LSE-D: min over offsets (+-15 frames) of the mean audio-lip embedding distance"
+    label = "LSE-D"
+    digits = 2
+    unit = "SyncNet embedding distance"
+    paper_reference = "ID-LoRA Sec. 5.1 (lip sync, SyncNet), Tables 1-2"
+    requires = {"torch": "torch==2.13.0", "syncnet_python": "syncnet-python==0.2.3 (--no-deps)", "python_speech_features": "python-speech-features==0.6", "scenedetect": "scenedetect==0.6.7.1 (--no-deps)", "cv2": "opencv-python-headless"}
 
     def _load(self, paths: dict[str, Path]) -> None:
         self._pipeline = SyncNetLSE.from_files(paths[SYNCNET_V2.name], paths[S3FD_FACE.name], PINNED, self.device)
@@ -87,15 +93,3 @@ class LipSyncSyncNet(Metric):
 
     def compare(self, generated: Features, target: Features | None, pair: Pair) -> Score:
         return Score(float(generated["lse_d"]), self._details(generated))
-
-
-class LipSyncConfidenceSyncNet(LipSyncSyncNet):
-    """LSE-C (median minus min of the mean distances over offsets), from the same features as LSE-D."""
-
-    name = "lse_c.syncnet"
-    family = "lse_c"
-    direction = "higher"
-    description = "SyncNet v2 LSE-C: median minus min over offsets (+-15 frames) of the mean embedding distance"
-
-    def compare(self, generated: Features, target: Features | None, pair: Pair) -> Score:
-        return Score(float(generated["lse_c"]), self._details(generated))

@@ -2,7 +2,7 @@
 motion vs face similarity on each method's top 30% by face similarity), Table 5 style (a sweep of one
 generation parameter), calibration between the sanity anchors, with reported paper rows beside measured ones.
 
-A table is built as a :class:`Table` (data) and rendered by :mod:`idlora_bench.table_render` to Markdown,
+A table is built as a :class:`Table` (data) and rendered by :mod:`idlora_bench.report.render` to Markdown,
 LaTeX (booktabs), CSV and HTML.
 
 Conventions:
@@ -16,7 +16,6 @@ Conventions:
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,19 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from idlora_bench.errors import ValidationError
-from idlora_bench.methods import SANITY_METHODS
-from idlora_bench.paired_stats import FailurePolicy, compare_methods
-from idlora_bench.runner import load_manifest, load_results
-from idlora_bench.types import RunManifest
+from idlora_bench.core.errors import ValidationError
+from idlora_bench.core.types import ANCHOR_METHODS, RunManifest
+from idlora_bench.report.paired_stats import FailurePolicy, compare_methods
+from idlora_bench.store.run_files import load_run
 
-METRIC_LABELS = {
-    "speaker_similarity": "Spk Sim", "face_similarity": "Face Sim", "lse_d": "LSE-D", "lse_c": "LSE-C",
-    "clap": "CLAP", "wer": "WER", "wer_whisper_norm": "WER (Whisper norm.)", "lip_motion": "Lip Mot. (x100)",
-}
-METRIC_ORDER = ["speaker_similarity", "face_similarity", "lse_d", "lse_c", "clap", "wer", "wer_whisper_norm",
-                "lip_motion"]
-REPORTED_DIR = Path(__file__).resolve().parent.parent / "leaderboard" / "reported"
+REPORTED_DIR = Path(__file__).resolve().parents[2] / "leaderboard" / "reported"
 
 
 @dataclass
@@ -65,6 +57,16 @@ class Block:
     rows: list[Row]
 
 
+@dataclass(frozen=True)
+class MetricDisplay:
+    """How a metric family's column is shown: read from the run manifests (which copy it from the metric
+    class), so tables never import metric code."""
+
+    label: str
+    digits: int
+    direction: str
+
+
 @dataclass
 class Table:
     title: str
@@ -73,10 +75,11 @@ class Table:
     blocks: list[Block]
     notes: list[str] = field(default_factory=list)
     digits: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
 
     def header(self, column: str) -> str:
         arrow = "↑" if self.directions.get(column) == "higher" else "↓"
-        return f"{METRIC_LABELS.get(column, column)} {arrow}"
+        return f"{self.labels.get(column, column)} {arrow}"
 
 
 # ------------------------------------------------------------------------------------------ loading runs
@@ -86,32 +89,31 @@ class LoadedRuns:
     manifests: list[RunManifest]
     profile: str
 
+    @property
+    def display(self) -> dict[str, MetricDisplay]:
+        return metric_display(self.manifests)
+
+
+def metric_display(manifests: list[RunManifest]) -> dict[str, MetricDisplay]:
+    """Family -> label, digits and direction, in the column order of the first manifest naming each family."""
+    display: dict[str, MetricDisplay] = {}
+    for manifest in manifests:
+        for metric in manifest.metrics:
+            display.setdefault(metric.family, MetricDisplay(metric.label or metric.family, metric.digits,
+                                                            metric.direction))
+    return display
+
 
 def load_runs(paths: list[Path], profile: str | None = None, allow_smoke: bool = False) -> LoadedRuns:
-    """Results and manifests of run folders (or ``results-<profile>.jsonl`` files); one profile only."""
+    """Results and manifests of run folders (or their ``results-<profile>.jsonl`` / manifest files); one profile."""
     frames, manifests = [], []
     for path in paths:
-        path = Path(path)
-        if path.is_dir():
-            candidates = sorted(path.glob(f"results-{profile}.jsonl" if profile else "results-*.jsonl"))
-            if not candidates:
-                raise ValidationError(f"{path}: no results-{profile or '<profile>'}.jsonl (has it been scored?)")
-            if len(candidates) > 1:
-                names = ", ".join(c.name for c in candidates)
-                raise ValidationError(f"{path}: results of several profiles ({names}); choose one with --profile")
-            results_path = candidates[0]
-        else:
-            results_path = path
-        run_profile = results_path.stem.removeprefix("results-")
-        manifest_path = results_path.with_name(f"manifest-{run_profile}.json")
-        if not manifest_path.is_file():
-            raise ValidationError(f"{results_path}: its manifest {manifest_path.name} is missing")
-        manifest = load_manifest(manifest_path)
-        if manifest.smoke and not allow_smoke:
-            raise ValidationError(f"{results_path}: made with a smoke configuration ({manifest.method}); "
+        run = load_run(Path(path), profile)
+        if run.manifest.smoke and not allow_smoke:
+            raise ValidationError(f"{run.files.results_jsonl}: made with a smoke configuration ({run.manifest.method}); "
                                   "smoke runs are refused by comparison tables (--allow-smoke to show anyway)")
-        frames.append(load_results(results_path))
-        manifests.append(manifest)
+        frames.append(run.results)
+        manifests.append(run.manifest)
     profiles = {m.profile for m in manifests}
     if len(profiles) > 1:
         raise ValidationError(f"runs use different metric profiles {sorted(profiles)}; profiles are never mixed")
@@ -134,9 +136,16 @@ def load_reported(table: str) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------ tables
-def _columns(results: pd.DataFrame) -> list[str]:
+def _columns(results: pd.DataFrame, display: dict[str, MetricDisplay]) -> list[str]:
+    """Metric families present in the results, in the profile's order (as the manifests list them)."""
     present = list(dict.fromkeys(results["metric"]))
-    return [m for m in METRIC_ORDER if m in present] + [m for m in present if m not in METRIC_ORDER]
+    return [m for m in display if m in present] + [m for m in present if m not in display]
+
+
+def _format(display: dict[str, MetricDisplay]) -> dict[str, dict[str, object]]:
+    """``labels`` and ``digits`` keyword arguments of :class:`Table` from the metric display facts."""
+    return {"labels": {family: d.label for family, d in display.items()},
+            "digits": {family: d.digits for family, d in display.items()}}
 
 
 def _rank(block_rows: list[Row], columns: list[str], directions: dict[str, str]) -> None:
@@ -149,18 +158,22 @@ def _rank(block_rows: list[Row], columns: list[str], directions: dict[str, str])
             row.cells[column].rank = position + 1 if position < 2 else None
 
 
-def main_table(results: pd.DataFrame, reference: str, *, policy: FailurePolicy = "complete-case",
-               alpha: float = 0.05, reported: pd.DataFrame | None = None, n_boot: int = 10_000,
-               seed: int = 0) -> tuple[Table, pd.DataFrame]:
-    """Table 1/2 style; returns the table and the comparisons behind its significance marks."""
+def main_table(results: pd.DataFrame, reference: str, *, display: dict[str, MetricDisplay] | None = None,
+               policy: FailurePolicy = "complete-case", alpha: float = 0.05, reported: pd.DataFrame | None = None,
+               n_boot: int = 10_000, seed: int = 0) -> tuple[Table, pd.DataFrame]:
+    """Table 1/2 style; returns the table and the comparisons behind its significance marks.
+
+    ``display``: each family's label and digits (``LoadedRuns.display``); families without one show their name.
+    """
+    display = display or {}
     comparisons = compare_methods(results, reference, policy=policy, n_boot=n_boot, seed=seed, alpha=alpha)
-    columns = _columns(results)
+    columns = _columns(results, display)
     directions = dict(results.groupby("metric")["direction"].first())
     blocks = []
     for split, split_rows in results.groupby("split", sort=False):
         rows = []
         for method in dict.fromkeys(split_rows["method"]):
-            kind = "anchor" if method in SANITY_METHODS else ("reference" if method == reference else "measured")
+            kind = "anchor" if method in ANCHOR_METHODS else ("reference" if method == reference else "measured")
             cells = {}
             for metric in columns:
                 own = split_rows[(split_rows["method"] == method) & (split_rows["metric"] == metric)]
@@ -191,17 +204,18 @@ def main_table(results: pd.DataFrame, reference: str, *, policy: FailurePolicy =
     ]
     if reported is not None:
         notes.append("Rows marked (reported) are numbers printed in the ID-LoRA paper, not measured here.")
-    return Table("comparison", columns, directions, blocks, notes), comparisons
+    return Table("comparison", columns, directions, blocks, notes, **_format(display)), comparisons
 
 
-def calibration_table(results: pd.DataFrame, floor: str = "swap-speaker", ceiling: str = "gt") -> Table:
+def calibration_table(results: pd.DataFrame, floor: str = "swap-speaker", ceiling: str = "gt",
+                      display: dict[str, MetricDisplay] | None = None) -> Table:
     """Where each method sits between the floor (0) and the ceiling (1) anchors, per metric and split:
     ``(mean - floor mean) / (ceiling mean - floor mean)``; undefined when the anchors tie."""
     for anchor in (floor, ceiling):
         if anchor not in set(results["method"]):
             raise ValidationError(f"calibration needs the {anchor!r} run among the results")
-    columns = _columns(results)
-    dict(results.groupby("metric")["direction"].first())
+    display = display or {}
+    columns = _columns(results, display)
     means = (results[results["status"] == "ok"].groupby(["split", "method", "metric"])["value"].mean())
     blocks = []
     for split in dict.fromkeys(results["split"]):
@@ -220,10 +234,11 @@ def calibration_table(results: pd.DataFrame, floor: str = "swap-speaker", ceilin
     notes = [f"0 = {floor} (floor), 1 = {ceiling} (ceiling), per metric: (mean - floor) / (ceiling - floor); "
              "the direction of each metric is already in the anchors' order."]
     return Table("calibration", columns, {c: "higher" for c in columns}, blocks, notes,
-                 digits={c: 2 for c in columns})
+                 digits={c: 2 for c in columns}, labels=_format(display)["labels"])
 
 
-def lip_motion_table(results: pd.DataFrame, top_fraction: float = 0.3) -> Table:
+def lip_motion_table(results: pd.DataFrame, top_fraction: float = 0.3,
+                     display: dict[str, MetricDisplay] | None = None) -> Table:
     """Table 4 style: per method and split, mean lip motion and face similarity over the method's own top
     ``top_fraction`` of pairs by face similarity (``ceil(fraction x n)`` pairs, at least 1)."""
     needed = {"lip_motion", "face_similarity"}
@@ -241,11 +256,11 @@ def lip_motion_table(results: pd.DataFrame, top_fraction: float = 0.3) -> Table:
             top = both.sort_values("face_similarity", ascending=False).head(max(1, math.ceil(top_fraction * len(both))))
             cells = {"lip_motion": Cell(float(top["lip_motion"].mean()), len(top), len(top)),
                      "face_similarity": Cell(float(top["face_similarity"].mean()), len(top), len(top))}
-            rows.append(Row(method, "anchor" if method in SANITY_METHODS else "measured", cells))
+            rows.append(Row(method, "anchor" if method in ANCHOR_METHODS else "measured", cells))
         blocks.append(Block(str(split), rows))
     notes = [f"Means over each method's top {top_fraction:.0%} of pairs by face similarity (paper Table 4)."]
     return Table("lip motion vs face similarity", ["lip_motion", "face_similarity"],
-                 {"lip_motion": "higher", "face_similarity": "higher"}, blocks, notes)
+                 {"lip_motion": "higher", "face_similarity": "higher"}, blocks, notes, **_format(display or {}))
 
 
 def sweep_table(loaded: LoadedRuns, parameter: str) -> Table:
@@ -257,7 +272,7 @@ def sweep_table(loaded: LoadedRuns, parameter: str) -> Table:
                                   f"(has {sorted(manifest.method_config)})")
         labels[manifest.method] = manifest.method_config[parameter]
     results = loaded.results
-    columns = _columns(results)
+    columns = _columns(results, loaded.display)
     directions = dict(results.groupby("metric")["direction"].first())
     blocks = []
     for split in dict.fromkeys(results["split"]):
@@ -272,11 +287,8 @@ def sweep_table(loaded: LoadedRuns, parameter: str) -> Table:
             rows.append(Row(f"{parameter} = {labels[method]}", "measured", cells))
         _rank(rows, columns, directions)
         blocks.append(Block(str(split), rows))
-    return Table(f"sweep of {parameter}", columns, directions, blocks, [f"One run per value of {parameter}."])
-
-
-def comparisons_json(comparisons: pd.DataFrame) -> str:
-    return json.dumps(json.loads(comparisons.to_json(orient="records")), indent=2)
+    return Table(f"sweep of {parameter}", columns, directions, blocks, [f"One run per value of {parameter}."],
+                 **_format(loaded.display))
 
 
 def as_frame(table: Table) -> pd.DataFrame:

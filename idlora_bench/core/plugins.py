@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from idlora_bench.errors import BenchError
+from idlora_bench.core.errors import BenchError
 
 PLUGINS_ENV = "IDLORA_BENCH_PLUGINS"
 _loaded: set[str] = set()

@@ -1,4 +1,7 @@
-"""Render a :class:`~idlora_bench.tables.Table` to Markdown, LaTeX (booktabs), CSV and HTML."""
+"""Render a :class:`~idlora_bench.report.tables.Table` to Markdown, LaTeX (booktabs), CSV and HTML.
+
+Digits and column labels come with the table (from the metric classes, through the run manifests).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,8 @@ import html
 from collections.abc import Callable
 from pathlib import Path
 
-from idlora_bench.io_utils import atomic_write_text
-from idlora_bench.tables import Cell, Table, as_frame
+from idlora_bench.core.io import atomic_write_text
+from idlora_bench.report.tables import Cell, Table, as_frame
 
 FORMATS = ("md", "latex", "csv", "html")
 _SUFFIX = {"md": ".md", "latex": ".tex", "csv": ".csv", "html": ".html"}
@@ -16,7 +19,7 @@ _SUFFIX = {"md": ".md", "latex": ".tex", "csv": ".csv", "html": ".html"}
 def _number(table: Table, column: str, cell: Cell) -> str:
     if cell.value is None:
         return "-"
-    digits = table.digits.get(column, 2 if column in ("lse_d", "lse_c", "lip_motion") else 3)
+    digits = table.digits.get(column, 3)
     return f"{cell.value:.{digits}f}"
 
 

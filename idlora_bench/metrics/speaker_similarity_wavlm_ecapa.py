@@ -32,13 +32,13 @@ from typing import ClassVar
 
 import numpy as np
 
-from idlora_bench.errors import SampleFailure
-from idlora_bench.media import DecodedMedia
+from idlora_bench.core.errors import SampleFailure
+from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
 from idlora_bench.metrics.similarity import cosine_similarity
 from idlora_bench.models.wavlm_ecapa import SAMPLE_RATE_HZ, WAVLM_ECAPA_LARGE, LoadReport, WavLMEcapaConfig
-from idlora_bench.types import Pair
-from idlora_bench.weights import WeightsFile
+from idlora_bench.core.types import Pair
+from idlora_bench.checkpoints.weights import WeightsFile
 
 CHECKPOINT = WeightsFile(
     model="wavlm-ecapa-unispeech",
@@ -72,6 +72,10 @@ class SpeakerSimilarityWavLM(Metric):
     load_report: LoadReport
     """What strict loading did (tensors loaded, training-only keys left out), set by ``load()``."""
     description = "cosine of WavLM-Large + ECAPA-TDNN (UniSpeech, fine-tuned) speaker embeddings, generated vs target"
+    label = "Spk Sim"
+    unit = "cosine"
+    paper_reference = "ID-LoRA Sec. 5.1 (speaker similarity, WavLM-Large + ECAPA-TDNN), Tables 1-2"
+    requires = {"torch": "torch==2.13.0", "transformers": "transformers==5.17.0"}
 
     def _load(self, paths: dict[str, Path]) -> None:
         from idlora_bench.models.wavlm_ecapa import load_wavlm_ecapa

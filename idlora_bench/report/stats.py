@@ -41,12 +41,3 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
             "mean": mean, "ci_low": low, "ci_high": high,
         })
     return pd.DataFrame(rows)
-
-
-def failure_reasons(results: pd.DataFrame) -> pd.DataFrame:
-    """Count failure reason codes (text before the first ':') per method and metric."""
-    failed = results[results["status"] == "failed"].copy()
-    if failed.empty:
-        return pd.DataFrame(columns=["method", "metric", "reason_code", "count"])
-    failed["reason_code"] = failed["reason"].str.split(":").str[0]
-    return failed.groupby(["method", "metric", "reason_code"]).size().reset_index(name="count")

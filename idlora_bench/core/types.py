@@ -1,7 +1,7 @@
 """Data model: Clip, Pair, SplitCard, Split, SampleResult, RunManifest.
 
 Every record is a pydantic model validated on load; :func:`load_jsonl` and :func:`load_yaml_model` turn
-validation problems into :class:`~idlora_bench.errors.ValidationError` messages that name the file, the
+validation problems into :class:`~idlora_bench.core.errors.ValidationError` messages that name the file, the
 line (for JSONL) and the field.
 """
 
@@ -18,9 +18,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError, field_validator
 from pydantic import model_validator
 
-from idlora_bench.errors import ValidationError
+from idlora_bench.core.errors import ValidationError
 
 PairKind = Literal["same-video", "cross-video"]
+ANCHOR_METHODS: tuple[str, ...] = ("gt", "still-reference", "swap-speaker")
+"""The sanity anchors every table can carry: the ceiling (gt) and two floors; tables never rank them."""
 Direction = Literal["higher", "lower"]
 Status = Literal["ok", "failed"]
 
@@ -191,12 +193,22 @@ class SampleResult(_Strict):
 
 
 class MetricProvenance(_Strict):
+    """What a run records of each metric: identity, parameters, weights, and how its column is displayed.
+
+    The display fields come from the metric class (its one source of metadata) so that reports read them
+    from the run's manifest without importing the metric's code.
+    """
+
     name: str
     family: str
     version: str
     direction: Direction
     params: dict[str, Any]
     weights: dict[str, str | None] = Field(description="weights file name -> sha256")
+    label: str | None = Field(default=None, description="table header (defaults to the family)")
+    digits: int = Field(default=3, ge=0, le=6, description="decimals shown in tables")
+    unit: str = ""
+    paper_reference: str = ""
 
 
 class RunManifest(_Strict):
@@ -282,6 +294,6 @@ def load_yaml_model(model: type[ModelT], path: Path) -> ModelT:
 
 def write_jsonl(path: Path, records: list[BaseModel]) -> None:
     """Write records one JSON object per line (atomic: temporary file then rename)."""
-    from idlora_bench.io_utils import atomic_write_text
+    from idlora_bench.core.io import atomic_write_text
 
     atomic_write_text(path, "".join(record.model_dump_json() + "\n" for record in records))

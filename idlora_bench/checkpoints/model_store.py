@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from idlora_bench.errors import WeightsError
-from idlora_bench.media import file_sha256
-from idlora_bench.weights import WeightsFile, models_dir, record_checksum
+from idlora_bench.core.errors import WeightsError
+from idlora_bench.core.io import file_sha256
+from idlora_bench.checkpoints.weights import WeightsFile, models_dir, record_checksum
 
 ProgressCallback = Callable[[str, int, int | None], None]
 """``(label, bytes_done, bytes_total)``."""
@@ -53,7 +53,7 @@ def models() -> dict[str, list[WeightsFile]]:
 
 def select(names: Iterable[str] | None) -> list[WeightsFile]:
     """Files of the named models (all when ``names`` is empty); unknown names get 'did you mean'."""
-    from idlora_bench.registry import Registry
+    from idlora_bench.core.registry import Registry
 
     grouped = models()
     names = list(names or [])

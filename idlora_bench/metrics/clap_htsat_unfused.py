@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from idlora_bench.errors import SampleFailure, WeightsError
-from idlora_bench.media import DecodedMedia
+from idlora_bench.core.errors import SampleFailure, WeightsError
+from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
 from idlora_bench.metrics.similarity import cosine_similarity, mean_then_normalise
-from idlora_bench.types import Pair
-from idlora_bench.weights import WeightsFile
+from idlora_bench.core.types import Pair
+from idlora_bench.checkpoints.weights import WeightsFile
 
 SAMPLE_RATE_HZ = 48_000
 WINDOW_S = 10
@@ -65,7 +65,7 @@ HUB_FILES = (
 def _card(file: str) -> WeightsFile:
     # sha256=None: not published where we could read it offline. The file is pinned by the hub revision above;
     # `bench models pull` checks it against the hub's metadata for that revision and records its sha256 in
-    # <store>/clap-htsat-unfused/.checksums.json, which every later load verifies (see idlora_bench.weights).
+    # <store>/clap-htsat-unfused/.checksums.json, which every later load verifies (see idlora_bench.checkpoints.weights).
     return WeightsFile(
         model=MODEL,
         file=file,
@@ -116,6 +116,10 @@ class ClapAdherence(Metric):
         "compute_dtype": "float32",
     }
     description = "CLAP cosine of the generated audio and the prompt's speaking style + environment sounds"
+    label = "CLAP"
+    unit = "cosine"
+    paper_reference = "ID-LoRA Sec. 5.1 (audio prompt adherence), Tables 1-2"
+    requires = {"torch": "torch==2.13.0", "transformers": "transformers==5.17.0"}
 
     def __init__(self, device: str = "cpu") -> None:
         super().__init__(device)

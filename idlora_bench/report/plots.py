@@ -16,7 +16,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from idlora_bench.tables import METRIC_LABELS  # noqa: E402
 
 
 def _save(figure: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
@@ -28,8 +27,11 @@ def _save(figure: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
-def forest_plot(comparisons: pd.DataFrame, out_dir: Path, stem: str = "forest") -> list[Path]:
-    """One panel per (split, metric): mean difference vs the reference, right = better."""
+def forest_plot(comparisons: pd.DataFrame, out_dir: Path, stem: str = "forest",
+                labels: dict[str, str] | None = None) -> list[Path]:
+    """One panel per (split, metric): mean difference vs the reference, right = better (``labels``: family ->
+    column label)."""
+    labels = labels or {}
     panels = list(comparisons.groupby(["split", "metric"], sort=False))
     figure, axes = plt.subplots(len(panels), 1, figsize=(7, 1.2 + 0.45 * comparisons["method"].nunique() * len(panels)),
                                 squeeze=False)
@@ -45,15 +47,17 @@ def forest_plot(comparisons: pd.DataFrame, out_dir: Path, stem: str = "forest") 
         axis.axvline(0.0, color="0.6", linewidth=1)
         axis.set_yticks(y, rows["method"])
         reference = rows["reference"].iloc[0]
-        axis.set_title(f"{split}: {METRIC_LABELS.get(metric, metric)} - difference to {reference} (right = better)",
+        axis.set_title(f"{split}: {labels.get(metric, metric)} - difference to {reference} (right = better)",
                        fontsize=9)
     axes[0, 0].legend(fontsize=7, loc="best")
     figure.tight_layout()
     return _save(figure, out_dir, stem)
 
 
-def distribution_plot(results: pd.DataFrame, out_dir: Path, stem: str = "distributions") -> list[Path]:
+def distribution_plot(results: pd.DataFrame, out_dir: Path, stem: str = "distributions",
+                      labels: dict[str, str] | None = None) -> list[Path]:
     """One panel per (split, metric): per-pair values of each method (ok rows only)."""
+    labels = labels or {}
     ok = results[results["status"] == "ok"]
     panels = list(ok.groupby(["split", "metric"], sort=False))
     columns = min(3, len(panels))
@@ -68,7 +72,7 @@ def distribution_plot(results: pd.DataFrame, out_dir: Path, stem: str = "distrib
             axis.scatter(position + jitter, values, s=8, alpha=0.6, color="C1")
         axis.set_xticks(range(1, len(methods) + 1), methods, rotation=30, ha="right", fontsize=7)
         arrow = "↑" if rows["direction"].iloc[0] == "higher" else "↓"
-        axis.set_title(f"{split}: {METRIC_LABELS.get(metric, metric)} {arrow}", fontsize=9)
+        axis.set_title(f"{split}: {labels.get(metric, metric)} {arrow}", fontsize=9)
     for axis in axes.ravel()[len(panels):]:
         axis.set_visible(False)
     figure.tight_layout()

@@ -1,0 +1,1 @@
+"""Layer 1 (imports ``core``): the split registry (``splits``) and media I/O on PyAV (``media``)."""
