@@ -28,12 +28,9 @@ from reference_impl.idlora.guidance import (
     combine_guidance,
     perturbed,
 )
-from reference_impl.idlora.pipeline import (
-    IDLoRAPipeline,
-    auto_resolution,
-    reference_log_mel,
-    slaney_mel_filterbank,
-)
+from reference_impl.idlora.audio_features import reference_log_mel, slaney_mel_filterbank
+from reference_impl.idlora.first_frame import auto_resolution
+from reference_impl.idlora.pipeline import IDLoRAPipeline
 from reference_impl.idlora.sampling import (
     SIGMAS_30_NOTES,
     DenoiserInputs,

@@ -19,16 +19,12 @@ from idlora_bench.core.errors import WeightsError
 from idlora_bench.data.media import decode
 from idlora_bench.data.splits import load_split
 from reference_impl.idlora import pipeline as pipeline_module
+from reference_impl.idlora import stage2 as stage2_module
 from reference_impl.idlora.guidance import GuidanceConfig
 from reference_impl.idlora.lora import add_idlora_adapter
-from reference_impl.idlora.pipeline import (
-    STAGE2_SIGMAS,
-    IDLoRAPipeline,
-    distilled_adapter_active,
-    load_latent_upsampler,
-    tiny_distilled_lora_state_dict,
-    tiny_latent_upsampler,
-)
+from reference_impl.idlora.pipeline import IDLoRAPipeline
+from reference_impl.idlora.stage2 import STAGE2_SIGMAS, distilled_adapter_active, load_latent_upsampler
+from reference_impl.idlora.tiny import tiny_distilled_lora_state_dict, tiny_latent_upsampler
 
 PROMPT = "[VISUAL]: a face. [SPEECH]: hello there [SOUNDS]: calm voice, quiet room"
 TINY_GUIDANCE = GuidanceConfig(stg_blocks=(1,))
@@ -116,7 +112,8 @@ def test_stage2_starts_at_the_renoise_level_from_the_upsampled_latents(pipe: IDL
         calls.append(([float(s) for s in sigmas], video, audio))
         return real_sample(denoise, video, audio, sigmas, callback)
 
-    monkeypatch.setattr(pipeline_module, "sample", spy)
+    monkeypatch.setattr(pipeline_module, "sample", spy)  # stage 1
+    monkeypatch.setattr(stage2_module, "sample", spy)  # stage 2
     out = _run(pipe, two_stage=True)
     assert len(calls) == 2
     assert len(calls[0][0]) == STEPS + 1 and calls[0][0][0] == 1.0  # stage 1 unchanged

@@ -1,7 +1,7 @@
 """Convert ID-LoRA checkpoints between ltx-core, peft and diffusers key names.
 
 Three namings of the same tensors (``<kind>`` is one of the 18 audio-path module kinds of
-:data:`reference_impl.idlora.lora.AUDIO_PATH_MODULE_KINDS`, ``<i>`` the block index, 0..47 for LTX-2 19B):
+:data:`reference_impl.idlora.module_kinds.AUDIO_PATH_MODULE_KINDS`, ``<i>`` the block index, 0..47 for LTX-2 19B):
 
 - ``ltx-core``  ``diffusion_model.transformer_blocks.<i>.<kind>.lora_{A,B}.weight`` - what the authors' trainer
   writes (peft names with ComfyUI's ``diffusion_model.`` prefix) and what ``AviadDahan/ID-LoRA-CelebVHQ``
@@ -31,7 +31,7 @@ from typing import Literal
 
 import torch
 
-from reference_impl.idlora.lora import AUDIO_PATH_MODULE_KINDS
+from reference_impl.idlora.module_kinds import AUDIO_PATH_MODULE_KINDS
 
 KeyFormat = Literal["ltx-core", "peft", "diffusers"]
 

@@ -318,7 +318,7 @@ MEL_LOG_FLOOR = 1e-5
 def slaney_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
     """(n_mels, n_fft // 2 + 1) Slaney mel filters: the pipeline's filterbank (one implementation for training
     and inference), transposed."""
-    from reference_impl.idlora.pipeline import slaney_mel_filterbank as pipeline_filterbank
+    from reference_impl.idlora.audio_features import slaney_mel_filterbank as pipeline_filterbank
 
     return pipeline_filterbank(n_fft // 2 + 1, n_mels, sample_rate, fmin, fmax).numpy().T
 
@@ -326,11 +326,11 @@ def slaney_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float
 def log_mel_spectrogram(audio: np.ndarray, sample_rate: int) -> torch.Tensor:
     """(channels, samples) audio -> (2, frames, 64) log-mel for the LTX-2 audio VAE.
 
-    Exactly the inference pipeline's :func:`reference_impl.idlora.pipeline.reference_log_mel` (mono duplicated
+    Exactly the inference pipeline's :func:`reference_impl.idlora.audio_features.reference_log_mel` (mono duplicated
     to stereo, 16 kHz, n_fft 1024, hop 160, 64 Slaney mels 0-8 kHz, ``log(max(mel, 1e-5))``), so training and
     inference see the same reference features.
     """
-    from reference_impl.idlora.pipeline import reference_log_mel
+    from reference_impl.idlora.audio_features import reference_log_mel
 
     return reference_log_mel(audio, sample_rate, n_mels=MEL_BINS)[0]
 

@@ -23,56 +23,14 @@ from typing import Any, Literal
 
 import torch
 
+from reference_impl.idlora.module_kinds import (  # noqa: F401 (re-exported)
+    AUDIO_PATH_MODULE_KINDS,
+    BLOCK_PREFIX,
+    VIDEO_MODULE_KINDS,
+    module_kind,
+)
+
 ADAPTER_NAME = "default"
-
-#: The 18 audio-path module kinds of the released ID-LoRA checkpoints (path below ``transformer_blocks.<i>.``).
-AUDIO_PATH_MODULE_KINDS: tuple[str, ...] = (
-    "audio_attn1.to_q",
-    "audio_attn1.to_k",
-    "audio_attn1.to_v",
-    "audio_attn1.to_out.0",
-    "audio_attn2.to_q",
-    "audio_attn2.to_k",
-    "audio_attn2.to_v",
-    "audio_attn2.to_out.0",
-    "audio_to_video_attn.to_q",
-    "audio_to_video_attn.to_k",
-    "audio_to_video_attn.to_v",
-    "audio_to_video_attn.to_out.0",
-    "video_to_audio_attn.to_q",
-    "video_to_audio_attn.to_k",
-    "video_to_audio_attn.to_v",
-    "video_to_audio_attn.to_out.0",
-    "audio_ff.net.0.proj",
-    "audio_ff.net.2",
-)
-
-#: Video-only module kinds of an LTX-2 block: they must never get an adapter in this recipe.
-VIDEO_MODULE_KINDS: tuple[str, ...] = (
-    "attn1.to_q",
-    "attn1.to_k",
-    "attn1.to_v",
-    "attn1.to_out.0",
-    "attn2.to_q",
-    "attn2.to_k",
-    "attn2.to_v",
-    "attn2.to_out.0",
-    "ff.net.0.proj",
-    "ff.net.2",
-)
-
-BLOCK_PREFIX = "transformer_blocks."
-
-
-def module_kind(module_name: str) -> str:
-    """``transformer_blocks.3.audio_attn1.to_q`` -> ``audio_attn1.to_q`` (``ValueError`` outside the blocks)."""
-    if not module_name.startswith(BLOCK_PREFIX):
-        raise ValueError(f"{module_name!r} is not inside transformer_blocks")
-    rest = module_name[len(BLOCK_PREFIX) :]
-    index, _, kind = rest.partition(".")
-    if not index.isdigit() or not kind:
-        raise ValueError(f"{module_name!r} is not of the form transformer_blocks.<i>.<kind>")
-    return kind
 
 
 def idlora_lora_config(
@@ -230,3 +188,36 @@ def save_lora_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path), metadata=metadata)
     return path
+
+
+def load_id_lora_file(transformer: torch.nn.Module, path: str | Path, *, scale: float = 1.0) -> dict[str, int]:
+    """Load an ID-LoRA adapter file into ``transformer`` (peft, on the 18 audio-path module kinds).
+
+    The file may use ltx-core names (``diffusion_model.transformer_blocks.<i>.<kind>.lora_{A,B}.weight``, as
+    the released ``lora_weights.safetensors``), peft or diffusers names; it is converted and checked strictly
+    by :mod:`reference_impl.idlora.convert` (every key a LoRA A/B weight of an audio-path kind, every block
+    and kind present, one rank, shapes fitting this transformer) and injected with
+    :func:`reference_impl.idlora.lora.add_idlora_adapter`. ltx-core applies ``W + B @ A`` unscaled, so
+    ``alpha = rank * scale`` (scale 1 = the released strength). Returns ``{"rank": r, "keys": n}``.
+
+    Raises:
+        reference_impl.idlora.convert.LoraKeyError: keys or shapes that do not fit, named.
+    """
+    from safetensors.torch import load_file
+
+    from reference_impl.idlora.convert import (
+        check_fits_transformer,
+        check_peft_state_dict,
+        to_format,
+    )
+
+    num_layers = len(transformer.transformer_blocks)
+    peft_state = to_format(load_file(str(path)), "peft", num_layers=num_layers)
+    ranks = set(check_peft_state_dict(peft_state, num_layers=num_layers).values())
+    if len(ranks) != 1:
+        raise ValueError(f"{path}: LoRA modules have different ranks {sorted(ranks)}")
+    rank = ranks.pop()
+    check_fits_transformer(peft_state, transformer)
+    add_idlora_adapter(transformer, rank=rank, alpha=rank * float(scale))
+    load_lora_state_dict(transformer, peft_state)
+    return {"rank": rank, "keys": len(peft_state)}

@@ -198,7 +198,7 @@ class LTXZeroShotMethod(Method):
 
     def __init__(self, **options: Any) -> None:
         from reference_impl.idlora.guidance import GuidanceConfig
-        from reference_impl.idlora.pipeline import DEFAULT_NEGATIVE_PROMPT
+        from reference_impl.idlora.prompts import DEFAULT_NEGATIVE_PROMPT
 
         super().__init__(**options)
         o = self.options
@@ -272,7 +272,7 @@ class LTXZeroShotMethod(Method):
             "diffusers": diffusers.__version__,
         }
         if self.two_stage:
-            from reference_impl.idlora.pipeline import STAGE2_SIGMAS, UPSAMPLER_SCALE
+            from reference_impl.idlora.stage2 import STAGE2_SIGMAS, UPSAMPLER_SCALE
 
             config["stage2"] = {
                 "upscale": UPSAMPLER_SCALE,
@@ -327,10 +327,8 @@ class LTXZeroShotMethod(Method):
         """Attach the x2 upsampler and load the distilled LoRA (after the ID-LoRA adapter)."""
         import torch
 
-        from reference_impl.idlora.pipeline import (
-            load_latent_upsampler,
-            tiny_distilled_lora_state_dict,
-        )
+        from reference_impl.idlora.stage2 import load_latent_upsampler
+        from reference_impl.idlora.tiny import tiny_distilled_lora_state_dict
 
         if self.smoke:  # tiny_random already attached its tiny upsampler
             pipeline.load_distilled_lora(tiny_distilled_lora_state_dict(pipeline.transformer, self.tiny_seed))

@@ -288,51 +288,17 @@ class TrainResult:
     log: list[dict[str, float]] = field(default_factory=list)
 
 
-def train(cfg: TrainConfig) -> TrainResult:
-    """Run the recipe described by ``cfg``; returns the written checkpoints and the per-step log."""
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-
+def _adapted_transformer(cfg: TrainConfig, dtype: torch.dtype, recipe: Any) -> tuple[torch.nn.Module, list, Any]:
+    """The base transformer with the ID-LoRA adapter (float32 LoRA weights, optionally initialised from
+    ``model.init_lora``), the training attention masks of the recipe, and gradient checkpointing if asked.
+    Returns ``(transformer, lora parameters, mask state or None)``."""
     from reference_impl.idlora import convert
-    from reference_impl.idlora.dataset import collate_latents
-    from reference_impl.idlora.lora import (
-        add_idlora_adapter,
-        load_lora_state_dict,
-        lora_parameters,
-        save_lora_checkpoint,
-    )
-    from reference_impl.idlora.training import (
-        install_training_masks,
-        prepare_training_inputs,
-        training_loss,
-    )
-
-    if cfg.optimization.optimizer == "adamw8bit":  # fail before loading a 19B transformer
-        _make_optimizer(cfg.optimization, [torch.nn.Parameter(torch.zeros(1))])
-    cuda = torch.cuda.is_available()
-    precision = cfg.acceleration.mixed_precision
-    if precision == "auto":
-        precision = "bf16" if cuda else "no"
-    accelerator = Accelerator(
-        mixed_precision=precision,
-        gradient_accumulation_steps=cfg.optimization.gradient_accumulation_steps,
-        cpu=not cuda,
-    )
-    set_seed(cfg.seed)
-    output_dir = Path(cfg.output_dir)
-    dtype_name = cfg.acceleration.transformer_dtype
-    dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}.get(
-        dtype_name, torch.bfloat16 if accelerator.device.type == "cuda" else torch.float32
-    )
+    from reference_impl.idlora.lora import add_idlora_adapter, load_lora_state_dict, lora_parameters
+    from reference_impl.idlora.training import install_training_masks
 
     transformer = _load_transformer(cfg, dtype)
-    add_idlora_adapter(
-        transformer,
-        rank=cfg.lora.rank,
-        alpha=cfg.lora.alpha,
-        dropout=cfg.lora.dropout,
-        target_modules=cfg.lora.target_modules,
-    )
+    add_idlora_adapter(transformer, rank=cfg.lora.rank, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout,
+                       target_modules=cfg.lora.target_modules)
     params = lora_parameters(transformer)
     for param in params:  # LoRA weights in float32 whatever the base dtype
         param.data = param.data.float()
@@ -342,29 +308,72 @@ def train(cfg: TrainConfig) -> TrainResult:
         state = convert.to_format(load_file(cfg.model.init_lora), "peft", kinds=cfg.lora.target_modules)
         convert.check_fits_transformer(state, transformer)
         load_lora_state_dict(transformer, {k: v.float() for k, v in state.items()})
-    recipe = cfg.recipe()
     needs_masks = recipe.mask_cross_attention_to_reference or recipe.mask_reference_from_text_attention
     mask_state = install_training_masks(transformer, recipe.blocked_text_rows) if needs_masks else None
     if cfg.optimization.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
     transformer.train()
+    return transformer, params, mask_state
 
-    optimizer = _make_optimizer(cfg.optimization, params)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg.optimization))
-    dataset = _build_dataset(cfg, output_dir, accelerator)
+
+def _data_loader(cfg: TrainConfig, dataset: Any) -> torch.utils.data.DataLoader:
+    """Shuffled (seeded) batches of ``optimization.batch_size`` latent samples, last partial batch dropped."""
+    from reference_impl.idlora.dataset import collate_latents
+
     if len(dataset) < cfg.optimization.batch_size:
         raise ValueError(
             f"the dataset has {len(dataset)} samples, fewer than optimization.batch_size={cfg.optimization.batch_size}"
         )
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=cfg.optimization.batch_size,
-        shuffle=cfg.data.shuffle,
-        collate_fn=collate_latents,
-        num_workers=cfg.data.num_workers,
-        drop_last=True,
-        generator=torch.Generator().manual_seed(cfg.seed),
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.optimization.batch_size, shuffle=cfg.data.shuffle, collate_fn=collate_latents,
+        num_workers=cfg.data.num_workers, drop_last=True, generator=torch.Generator().manual_seed(cfg.seed),
     )
+
+
+def _write_log_row(log_path: Path, row: dict[str, float], cfg: TrainConfig) -> None:
+    """Append one step to ``train_log.jsonl`` (NaN as null) and print it every ``logging.interval`` steps."""
+    with log_path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}) + "\n")
+    step = int(row["step"])
+    if step % cfg.logging.interval == 0 or step == 1:
+        print(f"step {step}/{cfg.optimization.steps} loss {row['loss']:.4f} "
+              f"(video {row['video_loss']:.4f}, audio {row['audio_loss']:.4f}) lr {row['lr']:.2e}", flush=True)
+
+
+def _accelerator(cfg: TrainConfig) -> tuple[Any, torch.dtype]:
+    """The ``accelerate.Accelerator`` (bf16 mixed precision on CUDA when ``auto``) and the transformer dtype."""
+    from accelerate import Accelerator
+
+    cuda = torch.cuda.is_available()
+    precision = cfg.acceleration.mixed_precision
+    if precision == "auto":
+        precision = "bf16" if cuda else "no"
+    accelerator = Accelerator(mixed_precision=precision,
+                              gradient_accumulation_steps=cfg.optimization.gradient_accumulation_steps, cpu=not cuda)
+    dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}.get(
+        cfg.acceleration.transformer_dtype, torch.bfloat16 if accelerator.device.type == "cuda" else torch.float32
+    )
+    return accelerator, dtype
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run the recipe described by ``cfg``; returns the written checkpoints and the per-step log."""
+    from accelerate.utils import set_seed
+
+    from reference_impl.idlora.lora import save_lora_checkpoint
+    from reference_impl.idlora.training import prepare_training_inputs, training_loss
+
+    if cfg.optimization.optimizer == "adamw8bit":  # fail before loading a 19B transformer
+        _make_optimizer(cfg.optimization, [torch.nn.Parameter(torch.zeros(1))])
+    accelerator, dtype = _accelerator(cfg)
+    set_seed(cfg.seed)
+    output_dir = Path(cfg.output_dir)
+
+    recipe = cfg.recipe()
+    transformer, params, mask_state = _adapted_transformer(cfg, dtype, recipe)
+    optimizer = _make_optimizer(cfg.optimization, params)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg.optimization))
+    loader = _data_loader(cfg, _build_dataset(cfg, output_dir, accelerator))
     if accelerator.is_main_process:  # written once model and data are known to load
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "training_config.yaml").write_text(
@@ -437,14 +446,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         }
         log.append(row)
         if accelerator.is_main_process:
-            with log_path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}) + "\n")
-            if global_step % cfg.logging.interval == 0 or global_step == 1:
-                print(
-                    f"step {global_step}/{cfg.optimization.steps} loss {row['loss']:.4f} "
-                    f"(video {row['video_loss']:.4f}, audio {row['audio_loss']:.4f}) lr {lr:.2e}",
-                    flush=True,
-                )
+            _write_log_row(log_path, row, cfg)
         if (
             cfg.checkpoints.interval
             and global_step % cfg.checkpoints.interval == 0
