@@ -13,8 +13,15 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TransferSpeedColumn)
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from idlora_bench.core.errors import BenchError
@@ -297,8 +304,8 @@ def metric_problems(name: str) -> list[str]:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from idlora_bench.core import provenance
     from idlora_bench.checkpoints.weights import models_dir
+    from idlora_bench.core import provenance
     from idlora_bench.metrics import PROFILES
 
     console.print(f"idlora-bench {provenance.package_version()} (git {provenance.git_state()[0]}), "

@@ -27,7 +27,13 @@ from typing import Any
 import pandas as pd
 
 from idlora_bench.core import provenance
-from idlora_bench.core.errors import BenchError, MediaError, SampleFailure, ValidationError, WeightsError
+from idlora_bench.core.errors import (
+    BenchError,
+    MediaError,
+    SampleFailure,
+    ValidationError,
+    WeightsError,
+)
 from idlora_bench.core.io import file_sha256
 from idlora_bench.core.types import Pair, RunManifest, SampleResult
 from idlora_bench.data.media import DecodedMedia, decode
@@ -37,8 +43,14 @@ from idlora_bench.metrics import Metric, build_profile
 from idlora_bench.metrics.base import Features
 from idlora_bench.report.stats import summarise
 from idlora_bench.store.cache import FeatureCache, default_cache_path
-from idlora_bench.store.run_files import (GenerationRecord, RunFiles, read_generation_record, results_frame,
-                                          write_generation_record, write_run_files)
+from idlora_bench.store.run_files import (
+    GenerationRecord,
+    RunFiles,
+    read_generation_record,
+    results_frame,
+    write_generation_record,
+    write_run_files,
+)
 
 log = logging.getLogger("idlora_bench")
 

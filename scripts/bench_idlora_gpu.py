@@ -71,8 +71,8 @@ def build_transformer(args: argparse.Namespace, device: torch.device, dtype: tor
 
         model = tiny_transformer(0).to(device)
         return (model if dtype == torch.float32 else model.to(dtype)), "tiny-random"
-    from idlora_bench.core.errors import WeightsError
     from idlora_bench.checkpoints.weights import models_dir
+    from idlora_bench.core.errors import WeightsError
     from reference_impl.idlora.methods import LTX2_WEIGHTS
 
     transformer_cards = [w for w in LTX2_WEIGHTS if w.file.startswith("transformer/")]

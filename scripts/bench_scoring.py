@@ -21,9 +21,9 @@ import numpy as np
 
 from idlora_bench import runner
 from idlora_bench.data.media import decode, write_mp4
-from idlora_bench.metrics import build_profile
-from idlora_bench.methods import build_method
 from idlora_bench.data.splits import load_split
+from idlora_bench.methods import build_method
+from idlora_bench.metrics import build_profile
 
 
 def make_outputs(split_name: str, folder: Path, synthetic: int) -> list[tuple[str, Path]]:

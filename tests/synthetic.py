@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from idlora_bench.data.media import write_mp4
 from idlora_bench.core.io import file_sha256
+from idlora_bench.data.media import write_mp4
 
 FPS = 25
 SAMPLE_RATE = 16_000

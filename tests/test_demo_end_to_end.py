@@ -86,8 +86,7 @@ def test_gt_targets_are_computed_once_for_all_methods(demo_results: pd.DataFrame
 
 
 def test_demo_table_marks_significance_where_the_data_say_so(demo_results: pd.DataFrame) -> None:
-    from idlora_bench.report import render
-    from idlora_bench.report import tables
+    from idlora_bench.report import render, tables
 
     table, comparisons = tables.main_table(demo_results, "gt", n_boot=2000)
     marks = {(row.label, metric): cell.mark for row in table.blocks[0].rows for metric, cell in row.cells.items()}

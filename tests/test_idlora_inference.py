@@ -21,6 +21,11 @@ from idlora_bench.core.errors import ValidationError, WeightsError
 from idlora_bench.data.media import decode
 from idlora_bench.data.splits import load_split
 from reference_impl.idlora import positions as pos
+from reference_impl.idlora.audio_features import (
+    reference_log_mel,
+    slaney_mel_filterbank,
+)
+from reference_impl.idlora.first_frame import auto_resolution
 from reference_impl.idlora.guidance import (
     GuidanceConfig,
     GuidancePass,
@@ -28,8 +33,6 @@ from reference_impl.idlora.guidance import (
     combine_guidance,
     perturbed,
 )
-from reference_impl.idlora.audio_features import reference_log_mel, slaney_mel_filterbank
-from reference_impl.idlora.first_frame import auto_resolution
 from reference_impl.idlora.pipeline import IDLoRAPipeline
 from reference_impl.idlora.sampling import (
     SIGMAS_30_NOTES,

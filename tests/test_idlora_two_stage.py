@@ -23,8 +23,15 @@ from reference_impl.idlora import stage2 as stage2_module
 from reference_impl.idlora.guidance import GuidanceConfig
 from reference_impl.idlora.lora import add_idlora_adapter
 from reference_impl.idlora.pipeline import IDLoRAPipeline
-from reference_impl.idlora.stage2 import STAGE2_SIGMAS, distilled_adapter_active, load_latent_upsampler
-from reference_impl.idlora.tiny import tiny_distilled_lora_state_dict, tiny_latent_upsampler
+from reference_impl.idlora.stage2 import (
+    STAGE2_SIGMAS,
+    distilled_adapter_active,
+    load_latent_upsampler,
+)
+from reference_impl.idlora.tiny import (
+    tiny_distilled_lora_state_dict,
+    tiny_latent_upsampler,
+)
 
 PROMPT = "[VISUAL]: a face. [SPEECH]: hello there [SOUNDS]: calm voice, quiet room"
 TINY_GUIDANCE = GuidanceConfig(stg_blocks=(1,))

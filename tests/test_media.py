@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from idlora_bench.core.errors import MediaError
-from idlora_bench.data.media import decode, resample_audio, uniform_frame_indices, write_mp4
+from idlora_bench.data.media import (
+    decode,
+    resample_audio,
+    uniform_frame_indices,
+    write_mp4,
+)
 
 
 def _av(path: Path, frames: int = 25, rate: int = 48_000, tone: float = 440.0) -> tuple[np.ndarray, np.ndarray]:

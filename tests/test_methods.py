@@ -10,9 +10,9 @@ import pytest
 
 from idlora_bench.core.errors import ValidationError
 from idlora_bench.data.media import decode
+from idlora_bench.data.splits import load_split
 from idlora_bench.methods import build_method
 from idlora_bench.methods.swap_speaker import impostor_pair
-from idlora_bench.data.splits import load_split
 
 
 def test_gt_is_a_byte_copy_of_the_target(synth_split: Path, tmp_path: Path) -> None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import constructed_media, make_pair
 from synthetic import landmark_track
 
+from idlora_bench.checkpoints.weights import WeightsFile
 from idlora_bench.core.errors import SampleFailure, WeightsError
-from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics import (
     FaceSimilarityDlib,
     LipMotionDlib,
@@ -23,25 +23,8 @@ from idlora_bench.metrics.lip_motion_dlib import (
 )
 from idlora_bench.metrics.similarity import cosine_similarity, mean_then_normalise
 from idlora_bench.metrics.text_normalisation import paper_normalise
-from idlora_bench.core.types import Pair
-from idlora_bench.checkpoints.weights import WeightsFile
 
 SHA = "0" * 64
-
-
-def _pair(transcript: str) -> Pair:
-    clip = {"path": "x.mp4", "sha256": SHA, "source_video": "v", "start_s": 0, "duration_s": 1, "fps": 25}
-    return Pair.model_validate({
-        "pair_id": "p", "speaker_id": "s", "kind": "same-video",
-        "reference": {**clip, "clip_id": "r", "path": "r.mp4"}, "target": {**clip, "clip_id": "t"},
-        "prompt": f"[VISUAL]: v [SPEECH]: {transcript} [SOUNDS]: s", "transcript": transcript,
-        "speaking_style": "s", "environment_sounds": "e"})
-
-
-def _media(frames: np.ndarray | None = None, audio: np.ndarray | None = None, rate: int = 16_000) -> DecodedMedia:
-    return DecodedMedia(Path("constructed.mp4"), SHA, frames, 25.0 if frames is not None else None,
-                        None if audio is None else np.atleast_2d(audio).astype(np.float32),
-                        rate if audio is not None else None)
 
 
 # ----------------------------------------------------------------------------- lip motion (known answers)
@@ -90,7 +73,7 @@ def test_paper_normalisation() -> None:
      ("", 1.0), ("the cat sat on the mat today", 1 / 6)],
 )
 def test_wer_compare_known_pairs(hypothesis: str, expected_wer: float) -> None:
-    score = WerPocketsphinx().compare({"hypothesis": hypothesis}, None, _pair("The cat sat on the mat."))
+    score = WerPocketsphinx().compare({"hypothesis": hypothesis}, None, make_pair("The cat sat on the mat."))
     assert score.value == pytest.approx(expected_wer)
     assert score.details["reference"] == "the cat sat on the mat"
 
@@ -131,7 +114,7 @@ def test_silence_has_no_speech_for_speaker_similarity() -> None:
     metric = SpeakerSimilarityResemblyzer()
     metric.load()
     with pytest.raises(SampleFailure) as info:
-        metric.extract(_media(audio=np.zeros(32_000)))
+        metric.extract(constructed_media(audio=np.zeros(32_000)))
     assert info.value.code == "no_speech" and "constructed.mp4" in info.value.message
 
 
@@ -140,14 +123,14 @@ def test_noise_frames_have_no_face() -> None:
     for metric in (FaceSimilarityDlib(), LipMotionDlib()):
         metric.load()
         with pytest.raises(SampleFailure) as info:
-            metric.extract(_media(frames=frames))
+            metric.extract(constructed_media(frames=frames))
         assert info.value.code == "no_face"
 
 
 def test_pocketsphinx_hears_nothing_in_silence() -> None:
     metric = WerPocketsphinx()
     metric.load()
-    features = metric.extract(_media(audio=np.zeros(16_000)))
+    features = metric.extract(constructed_media(audio=np.zeros(16_000)))
     assert features == {"hypothesis": "", "silent": True}
-    score = metric.compare(features, None, _pair("hello world"))
+    score = metric.compare(features, None, make_pair("hello world"))
     assert score.value == 1.0 and score.details["silent"] is True

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from idlora_bench.checkpoints import model_store
-from idlora_bench.core.errors import WeightsError
 from idlora_bench.checkpoints.weights import WeightsFile
+from idlora_bench.core.errors import WeightsError
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

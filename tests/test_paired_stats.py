@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from idlora_bench.report.paired_stats import cohens_dz, compare_methods, holm, rank_biserial, wilcoxon_p_value
+from idlora_bench.report.paired_stats import (
+    cohens_dz,
+    compare_methods,
+    holm,
+    rank_biserial,
+    wilcoxon_p_value,
+)
 
 
 # ---------------------------------------------------------------- plain per-comparison references (no batching)

@@ -16,35 +16,25 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import constructed_media, make_pair
 
 import idlora_bench.data.media as media_module
+from idlora_bench.checkpoints.weights import MODELS_ENV, WeightsFile
 from idlora_bench.core.errors import SampleFailure, WeightsError
-from idlora_bench.data.media import DecodedMedia, resample_audio
 from idlora_bench.core.io import file_sha256
+from idlora_bench.data.media import DecodedMedia, resample_audio
 from idlora_bench.metrics import clap_htsat_unfused as clap_adherence
-from idlora_bench.models import whisper as whisper_model
-from idlora_bench.metrics.clap_htsat_unfused import ClapAdherence, sound_description, window_starts
+from idlora_bench.metrics.clap_htsat_unfused import (
+    ClapAdherence,
+    sound_description,
+    window_starts,
+)
 from idlora_bench.metrics.wer_whisper_large_v3 import WerWhisper, wer_scores
 from idlora_bench.metrics.wer_whisper_norm_whisper_large_v3 import WerWhisperNorm
+from idlora_bench.models import whisper as whisper_model
 from idlora_bench.models.whisper import load_whisper_checkpoint
-from idlora_bench.core.types import Pair
-from idlora_bench.checkpoints.weights import MODELS_ENV, WeightsFile
 
 SHA = "0" * 64
-
-
-def _pair(transcript: str = "Please bring me a cup of tea.", style: str = "a calm female voice",
-          environment: str = "light rain on a window") -> Pair:
-    clip = {"path": "x.mp4", "sha256": SHA, "source_video": "v", "start_s": 0, "duration_s": 1, "fps": 25}
-    return Pair.model_validate({
-        "pair_id": "p", "speaker_id": "s", "kind": "same-video",
-        "reference": {**clip, "clip_id": "r", "path": "r.mp4"}, "target": {**clip, "clip_id": "t"},
-        "prompt": f"[VISUAL]: v [SPEECH]: {transcript} [SOUNDS]: {style}, {environment}.",
-        "transcript": transcript, "speaking_style": style, "environment_sounds": environment})
-
-
-def _media(audio: np.ndarray, rate: int, sha: str = SHA) -> DecodedMedia:
-    return DecodedMedia(Path("constructed.mp4"), sha, None, None, np.atleast_2d(audio).astype(np.float32), rate)
 
 
 def _tone(freq_hz: float, seconds: float, rate: int, amplitude: float = 0.3) -> np.ndarray:
@@ -103,13 +93,13 @@ def test_whisper_empty_reference_and_the_two_metrics_values() -> None:
     assert s["wer_whisper"] is None and s["wer_paper"] == 0.0
     features = {"hypothesis": "um", "tokens": np.zeros(0, np.int64), "silent": False}
     with pytest.raises(SampleFailure, match="empty_reference"):
-        WerWhisperNorm().compare(features, None, _pair("Um."))
+        WerWhisperNorm().compare(features, None, make_pair("Um."))
     with pytest.raises(ValueError, match="empty after the paper's normalisation"):
         wer_scores("?!", "x")
 
     features = {"hypothesis": " It is five o'clock.", "tokens": np.zeros(0, np.int64), "silent": False}
-    paper, norm = WerWhisper().compare(features, None, _pair("It's 5 o'clock.")), \
-        WerWhisperNorm().compare(features, None, _pair("It's 5 o'clock."))
+    paper, norm = WerWhisper().compare(features, None, make_pair("It's 5 o'clock.")), \
+        WerWhisperNorm().compare(features, None, make_pair("It's 5 o'clock."))
     assert paper.value == pytest.approx(1.0) and norm.value == 0.0
     assert paper.details["wer_whisper"] == 0.0 and norm.details["wer_paper"] == pytest.approx(1.0)
     assert paper.details["hypothesis"] == " It is five o'clock."
@@ -171,7 +161,7 @@ def test_whisper_transcription_equals_openai_whisper_decode(whisper_store: Path,
     decode = whisper.decode
     monkeypatch.setattr(whisper, "decode", lambda model, mel, options: mels.append(mel) or decode(model, mel, options))
     wav = _speechlike(2.5, 16_000)
-    features = metric.extract(_media(wav, 16_000))
+    features = metric.extract(constructed_media(None, wav, 16_000))
 
     # reference: openai-whisper's own loader and decode, options written out independently of DECODING
     reference_model = whisper.load_model(str(whisper_store / "whisper-large-v3" / "large-v3.pt"), device="cpu")
@@ -222,7 +212,12 @@ def test_transformers_whisper_agrees_with_openai_whisper_on_the_same_weights() -
     import re
 
     import whisper
-    from transformers import GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+    )
     from whisper.model import ModelDimensions, Whisper
 
     state = {key: value.float() for key, value in _tiny_whisper_state().items()}
@@ -290,13 +285,13 @@ def test_whisper_silence_is_not_decoded_and_resampling_is_native_to_16k(
     metric = WerWhisper()
     metric.load()
     monkeypatch.setattr(metric, "transcribe", lambda wav: pytest.fail("silent audio must not be decoded"))
-    features = metric.extract(_media(np.full((2, 44_100), 5e-4, np.float32), 44_100))
+    features = metric.extract(constructed_media(None, np.full((2, 44_100), 5e-4, np.float32), 44_100))
     assert calls == [(44_100, 16_000)]
-    score = metric.compare(features, None, _pair("Hello there."))
+    score = metric.compare(features, None, make_pair("Hello there."))
     assert score.value == 1.0 and score.details["silent"] is True and score.details["hypothesis"] == ""
 
     with pytest.raises(SampleFailure, match="too_long"):
-        metric.extract(_media(_tone(300, 30.5, 16_000), 16_000))
+        metric.extract(constructed_media(None, _tone(300, 30.5, 16_000), 16_000))
     with pytest.raises(SampleFailure, match="no_audio"):
         metric.extract(DecodedMedia(Path("v.mp4"), SHA, None, None, None, None))
 
@@ -443,9 +438,9 @@ def test_clap_score_matches_transformers_forward_and_is_deterministic(clap: Clap
                                                                       clap_store: Path) -> None:
     from transformers import ClapModel, ClapProcessor
 
-    pair = _pair(style="a calm female voice", environment="birds chirping in a park")
+    pair = make_pair(style="a calm female voice", environment="birds chirping in a park")
     wav = _speechlike(5.0, 48_000)
-    features = clap.extract(_media(wav, 48_000))
+    features = clap.extract(constructed_media(None, wav, 48_000))
     score = clap.compare(features, None, pair)
     assert -1.0 <= score.value <= 1.0
     assert score.details["text"] == "a calm female voice, birds chirping in a park" == sound_description(pair)
@@ -463,12 +458,12 @@ def test_clap_score_matches_transformers_forward_and_is_deterministic(clap: Clap
     assert abs(score.value - expected) < 1e-6  # measured max abs diff 2.9e-8 (float64 vs float32 cosine)
 
     # repeated extraction is bit-identical, also for audio > 10 s (where rand_trunc would crop at random)
-    np.testing.assert_array_equal(features["embedding"], clap.extract(_media(wav, 48_000))["embedding"])
+    np.testing.assert_array_equal(features["embedding"], clap.extract(constructed_media(None, wav, 48_000))["embedding"])
     long_wav = _speechlike(25.0, 48_000)
     np.random.seed(1)
-    first = clap.extract(_media(long_wav, 48_000))
+    first = clap.extract(constructed_media(None, long_wav, 48_000))
     np.random.seed(2)
-    second = clap.extract(_media(long_wav, 48_000))
+    second = clap.extract(constructed_media(None, long_wav, 48_000))
     np.testing.assert_array_equal(first["embedding"], second["embedding"])
     assert first["windows"] == 3 and abs(float(np.linalg.norm(first["embedding"])) - 1.0) < 1e-6
 
@@ -480,16 +475,16 @@ def test_clap_windows_and_text_cache(clap: ClapAdherence, monkeypatch: pytest.Mo
 
     recorder = _Recorder(clap._extractor)
     monkeypatch.setattr(clap, "_extractor", recorder)
-    clap.extract(_media(_speechlike(25.0, 48_000), 48_000))
+    clap.extract(constructed_media(None, _speechlike(25.0, 48_000), 48_000))
     assert [len(w) for w in recorder.calls[0]["raw"]] == [480_000] * 3  # never more than 10 s per window
 
     texts: list[Any] = []
     original = clap._model.get_text_features
     monkeypatch.setattr(clap._model, "get_text_features", lambda **kw: texts.append(1) or original(**kw))
-    features = clap.extract(_media(_speechlike(2.0, 48_000), 48_000))
-    first, second = clap.compare(features, None, _pair()), clap.compare(features, None, _pair())
+    features = clap.extract(constructed_media(None, _speechlike(2.0, 48_000), 48_000))
+    first, second = clap.compare(features, None, make_pair()), clap.compare(features, None, make_pair())
     assert first.value == second.value and len(texts) == 1  # one text embedding per distinct text
-    long_text = clap.compare(features, None, _pair(environment="wind " * 30))
+    long_text = clap.compare(features, None, make_pair(environment="wind " * 30))
     assert long_text.details["text_truncated"] is True and long_text.details["text_tokens"] > 77
 
 
@@ -504,7 +499,7 @@ def test_clap_resamples_from_the_native_rate_straight_to_48k(clap: ClapAdherence
     monkeypatch.setattr(media_module, "resample_audio", spy)
     recorder = _Recorder(clap._extractor)
     monkeypatch.setattr(clap, "_extractor", recorder)
-    clap.extract(_media(np.stack([_speechlike(5.0, 44_100)] * 2), 44_100))
+    clap.extract(constructed_media(None, np.stack([_speechlike(5.0, 44_100)] * 2), 44_100))
     assert calls == [(44_100, 48_000)]  # one step, no 16 kHz detour
     (call,) = recorder.calls
     assert call["kwargs"]["sampling_rate"] == 48_000 and [len(w) for w in call["raw"]] == [240_000]
@@ -514,9 +509,9 @@ def test_clap_a_12khz_tone_reaches_the_model(clap: ClapAdherence, monkeypatch: p
     recorder = _Recorder(clap._extractor)
     monkeypatch.setattr(clap, "_extractor", recorder)
     tone = _tone(12_000, 3.0, 48_000)
-    clap.extract(_media(tone, 48_000))
+    clap.extract(constructed_media(None, tone, 48_000))
     # the 16 kHz detour the authors' script took (decode at 16 kHz, upsample to 48 kHz) for contrast
-    clap.extract(_media(resample_audio(resample_audio(tone, 48_000, 16_000), 16_000, 48_000), 48_000))
+    clap.extract(constructed_media(None, resample_audio(resample_audio(tone, 48_000, 16_000), 16_000, 48_000), 48_000))
     direct, detour = (call["out"]["input_features"][0, 0].numpy().mean(axis=0) for call in recorder.calls)
 
     filters = clap._extractor.mel_filters_slaney  # (513 FFT bins, 64 mels)
@@ -556,7 +551,7 @@ def test_clap_real_cards_load_with_recorded_checksums(tmp_path: Path, monkeypatc
         record_checksum(CLAP_MODEL, file, file_sha256(tmp_path / CLAP_MODEL / file))
     metric = ClapAdherence()
     metric.load()
-    assert -1.0 <= metric.score(_media(_speechlike(1.0, 48_000), 48_000), None, _pair()).value <= 1.0
+    assert -1.0 <= metric.score(constructed_media(None, _speechlike(1.0, 48_000), 48_000), None, make_pair()).value <= 1.0
     record_checksum(CLAP_MODEL, "pytorch_model.bin", "e" * 64)
     with pytest.raises(WeightsError, match="pytorch_model.bin.*expected e{64}"):
         ClapAdherence().load()

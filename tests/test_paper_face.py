@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import constructed_media, make_pair
 from onnx import TensorProto, helper, numpy_helper
 from synthetic import landmark_track
 
 from idlora_bench.core.errors import SampleFailure, WeightsError
-from idlora_bench.data.media import DecodedMedia
+from idlora_bench.core.io import file_sha256
 from idlora_bench.metrics.face_similarity_arcface import FaceSimilarityArcFace
 from idlora_bench.metrics.lip_motion_insightface import LipMotionInsightFace
 from idlora_bench.metrics.similarity import cosine_similarity, mean_then_normalise
@@ -37,10 +38,7 @@ from idlora_bench.models.insightface_onnx import (
     DetectedFace,
     onnx_providers,
 )
-from idlora_bench.core.types import Pair
-from idlora_bench.core.io import file_sha256
 
-SHA = "0" * 64
 ARCFACE_DST = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]])
 RED_FOR_STRIDE = {8: 64, 16: 160, 32: 255}
 LANDMARK_BIAS = np.random.default_rng(7).uniform(-0.8, 0.8, (68, 3))
@@ -193,19 +191,6 @@ def _frame(faces: list[tuple[int, int, int, tuple[int, int, int]]], size: int = 
     return frame
 
 
-def _media(frames: np.ndarray, name: str = "constructed.mp4") -> DecodedMedia:
-    return DecodedMedia(Path(name), SHA, frames, 25.0, None, None)
-
-
-def _pair() -> Pair:
-    clip = {"path": "x.mp4", "sha256": SHA, "source_video": "v", "start_s": 0, "duration_s": 1, "fps": 25}
-    return Pair.model_validate({
-        "pair_id": "p", "speaker_id": "s", "kind": "same-video",
-        "reference": {**clip, "clip_id": "r", "path": "r.mp4"}, "target": {**clip, "clip_id": "t"},
-        "prompt": "[VISUAL]: v [SPEECH]: hi [SOUNDS]: s", "transcript": "hi",
-        "speaking_style": "s", "environment_sounds": "e"})
-
-
 BIG = (64, 64, 32, (255, 100, 30))  # a stride-32 face
 MEDIUM = (32, 160, 16, (160, 0, 0))  # a stride-16 face
 SMALL = (200, 200, 8, (64, 220, 220))  # a stride-8 face
@@ -331,7 +316,7 @@ def test_face_similarity_uses_the_largest_face_only(face_metric: FaceSimilarityA
     alone = _frame([BIG])
     reference = mean_then_normalise(models.embedding(alone, models.largest_face(alone))[None])
     crowded = np.stack([_frame([SMALL, BIG, MEDIUM])] * 7)
-    features = face_metric.extract(_media(crowded))
+    features = face_metric.extract(constructed_media(crowded))
     assert np.abs(features["embedding"] - reference).max() < 1e-6
     assert features["frames"].tolist() == [0, 2, 3, 4, 6] and features["frames_without_face"].tolist() == []
     small_only = mean_then_normalise(models.embedding(crowded[0], models.detect(_frame([SMALL]))[0])[None])
@@ -345,7 +330,7 @@ def test_frames_without_a_face_are_listed_and_embeddings_averaged_then_normalise
     frames = np.stack([np.zeros((320, 320, 3), np.uint8) if i in (2, 6) else _frame([BIG]) for i in range(9)])
     constructed = iter([np.r_[10.0, 0.0, np.zeros(510)], np.r_[0.0, 1.0, np.zeros(510)], np.r_[0.0, 1.0, np.zeros(510)]])
     monkeypatch.setattr(face_metric._models, "embedding", lambda rgb, face: next(constructed).astype(np.float32))
-    features = face_metric.extract(_media(frames))
+    features = face_metric.extract(constructed_media(frames))
     assert features["frames"].tolist() == [0, 2, 4, 6, 8] and features["frames_without_face"].tolist() == [2, 6]
     mean = np.array([10.0, 2.0]) / 3
     np.testing.assert_allclose(features["embedding"][:2], mean / np.linalg.norm(mean), atol=1e-7)  # (0.9806, 0.1961)
@@ -353,7 +338,7 @@ def test_frames_without_a_face_are_listed_and_embeddings_averaged_then_normalise
     # normalising each frame first would give (1, 2) / sqrt(5) = (0.447, 0.894): far from the protocol's answer
     assert features["embedding"][0] > 0.98
     target = {"embedding": np.r_[1.0, 0.0, np.zeros(510)].astype(np.float32), "frames_without_face": np.array([4])}
-    score = face_metric.compare(features, target, _pair())
+    score = face_metric.compare(features, target, make_pair())
     assert score.value == pytest.approx(10 / np.hypot(10, 2), abs=1e-6)
     assert score.details == {"generated_frames_without_face": [2, 6], "target_frames_without_face": [4]}
 
@@ -361,15 +346,15 @@ def test_frames_without_a_face_are_listed_and_embeddings_averaged_then_normalise
 def test_no_face_in_any_sampled_frame_fails(face_metric: FaceSimilarityArcFace) -> None:
     frames = np.stack([_frame([BLUE])] * 6)
     with pytest.raises(SampleFailure) as info:
-        face_metric.extract(_media(frames, "faceless.mp4"))
+        face_metric.extract(constructed_media(frames, name="faceless.mp4"))
     assert info.value.code == "no_face" and "[0, 1, 2, 4, 5]" in info.value.message and "faceless.mp4" in info.value.message
 
 
 def test_identical_faces_score_one_and_different_faces_less(face_metric: FaceSimilarityArcFace) -> None:
-    same = face_metric.score(_media(np.stack([_frame([BIG])] * 5)), _media(np.stack([_frame([BIG])] * 5)), _pair())
+    same = face_metric.score(constructed_media(np.stack([_frame([BIG])] * 5)), constructed_media(np.stack([_frame([BIG])] * 5)), make_pair())
     assert same.value == pytest.approx(1.0, abs=1e-6)
     other = (64, 64, 32, (255, 230, 200))
-    different = face_metric.score(_media(np.stack([_frame([BIG])] * 5)), _media(np.stack([_frame([other])] * 5)), _pair())
+    different = face_metric.score(constructed_media(np.stack([_frame([BIG])] * 5)), constructed_media(np.stack([_frame([other])] * 5)), make_pair())
     assert different.value < 0.99
 
 
@@ -390,11 +375,11 @@ def test_lip_motion_of_a_sinusoidal_opening_through_the_metric(
         return track[len(seen) - 1]
 
     monkeypatch.setattr(lip_metric._models, "landmarks68", constructed)
-    features = lip_metric.extract(_media(frames))
+    features = lip_metric.extract(constructed_media(frames))
     expected = 100 * amplitude / np.sqrt(2) / height  # 1.7678
     assert features["lip_motion_x100"] == pytest.approx(expected, rel=1e-9)
     assert len(seen) == 100 and seen[0] == [64.0, 64.0, 96.0, 96.0]  # every frame, on the detected face
-    score = lip_metric.compare(features, {"lip_motion_x100": 0.5}, _pair())
+    score = lip_metric.compare(features, {"lip_motion_x100": 0.5}, make_pair())
     assert score.value == pytest.approx(expected, rel=1e-9)
     assert score.details == {"generated_frames_without_face": 0, "target_lip_motion_x100": 0.5}
 
@@ -413,12 +398,12 @@ def test_1k3d68_landmarks_are_mapped_back_to_frame_pixels(lip_metric: LipMotionI
 def test_lip_motion_needs_half_the_frames_with_a_face(lip_metric: LipMotionInsightFace, with_face: int, fails: bool) -> None:
     frames = np.stack([_frame([BIG]) if i < with_face else _frame([]) for i in range(10)])
     if not fails:
-        features = lip_metric.extract(_media(frames))
+        features = lip_metric.extract(constructed_media(frames))
         assert features["frames_without_face"].tolist() == [5, 6, 7, 8, 9]
         assert features["lip_motion_x100"] == pytest.approx(0.0, abs=1e-9)  # a still constant face
         return
     with pytest.raises(SampleFailure) as info:
-        lip_metric.extract(_media(frames))
+        lip_metric.extract(constructed_media(frames))
     assert info.value.code == "no_face" and f"a face in {with_face} of 10 frames" in info.value.message
 
 
@@ -438,8 +423,8 @@ def test_insightface_receives_bgr_frames(
 
         monkeypatch.setattr(model, entry, spy)
     red = _frame([(64, 64, 32, (255, 0, 0))])
-    face_metric.extract(_media(np.stack([red] * 5)))
-    lip_metric.extract(_media(np.stack([red] * 2)))
+    face_metric.extract(constructed_media(np.stack([red] * 5)))
+    lip_metric.extract(constructed_media(np.stack([red] * 2)))
     assert len(received) == 5 * 2 + 2 * 2  # (detect + embed) x 5, (detect + landmarks) x 2
     for image in received:
         assert image[80, 80].tolist() == [0, 0, 255]  # B, G, R: red is last

@@ -22,10 +22,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import constructed_media, make_pair
 
+from idlora_bench.checkpoints.weights import WeightsFile
 from idlora_bench.core.errors import SampleFailure, WeightsError
-from idlora_bench.data.media import DecodedMedia
-from idlora_bench.metrics.speaker_similarity_wavlm_ecapa import CHECKPOINT, SpeakerSimilarityWavLM
+from idlora_bench.metrics.speaker_similarity_wavlm_ecapa import (
+    CHECKPOINT,
+    SpeakerSimilarityWavLM,
+)
 from idlora_bench.models.wavlm_ecapa import (
     BACKBONE_PREFIX,
     TRAINING_ONLY_KEYS,
@@ -41,8 +45,6 @@ from idlora_bench.models.wavlm_ecapa import (
     module_key_to_checkpoint_key,
     s3prl_to_transformers,
 )
-from idlora_bench.core.types import Pair
-from idlora_bench.checkpoints.weights import WeightsFile
 
 # s3prl's WavLM uses the deprecated torch weight_norm and mixes mask dtypes in attention (reference code only)
 pytestmark = [
@@ -50,7 +52,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask and attn_mask:UserWarning"),
 ]
 
-SHA = "0" * 64
 RATE = 16_000
 LAYERS = 2
 TRAINING_CLASSES = 7  # the real file has 5994 (VoxCeleb2 speakers); the size is irrelevant, the key is not
@@ -336,19 +337,6 @@ def tiny_metric(
     return make
 
 
-def _media(audio: np.ndarray, rate: int = RATE) -> DecodedMedia:
-    return DecodedMedia(Path("constructed.mp4"), SHA, None, None, np.atleast_2d(audio).astype(np.float32), rate)
-
-
-def _pair() -> Pair:
-    clip = {"path": "x.mp4", "sha256": SHA, "source_video": "v", "start_s": 0, "duration_s": 1, "fps": 25}
-    return Pair.model_validate({
-        "pair_id": "p", "speaker_id": "s", "kind": "same-video",
-        "reference": {**clip, "clip_id": "r", "path": "r.mp4"}, "target": {**clip, "clip_id": "t"},
-        "prompt": "[VISUAL]: v [SPEECH]: hi [SOUNDS]: s", "transcript": "hi", "speaking_style": "s",
-        "environment_sounds": "e"})
-
-
 def test_metric_loads_the_card_strictly_and_scores_cosines(tiny_metric, loaded: WavLMEcapa) -> None:
     metric = tiny_metric()
     metric.load()
@@ -356,8 +344,8 @@ def test_metric_loads_the_card_strictly_and_scores_cosines(tiny_metric, loaded: 
     t = np.arange(RATE) / RATE
     voice_a = (0.4 * np.sin(2 * np.pi * 140 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
     noise_b = _waveform(9).numpy()
-    same = metric.score(_media(voice_a), _media(voice_a), _pair())
-    other = metric.score(_media(voice_a), _media(noise_b), _pair())
+    same = metric.score(constructed_media(None, voice_a), constructed_media(None, voice_a), make_pair())
+    other = metric.score(constructed_media(None, voice_a), constructed_media(None, noise_b), make_pair())
     assert same.value == pytest.approx(1.0, abs=1e-12)
     # measured: 0.9901. A tiny random network maps everything to similar vectors (random noise pairs: 0.998-0.999),
     # so the bound only proves that different audio is not scored as identical; the value is the plain cosine:
@@ -368,10 +356,10 @@ def test_metric_loads_the_card_strictly_and_scores_cosines(tiny_metric, loaded: 
     # the metric's embedding is the model's embedding of the 16 kHz mono waveform (stereo is averaged; 48 kHz
     # input is resampled to 16 kHz first)
     stereo = np.stack([voice_a, voice_a])
-    features = metric.extract(_media(stereo))
+    features = metric.extract(constructed_media(None, stereo))
     assert features["embedding"].shape == (TINY.head.emb_dim,)
     assert np.abs(features["embedding"] - loaded.embed(torch.from_numpy(voice_a)).numpy()).max() <= 1e-6
-    upsampled = metric.extract(_media(np.repeat(voice_a, 3), rate=48_000))
+    upsampled = metric.extract(constructed_media(None, np.repeat(voice_a, 3), rate=48_000))
     assert upsampled["duration_s"] == pytest.approx(1.0)
 
 
@@ -379,14 +367,14 @@ def test_metric_silence_and_short_audio_are_no_speech(tiny_metric) -> None:
     metric = tiny_metric()
     metric.load()
     with pytest.raises(SampleFailure) as silent:
-        metric.extract(_media(np.full(RATE, 1e-4)))
+        metric.extract(constructed_media(None, np.full(RATE, 1e-4)))
     assert silent.value.code == "no_speech" and "silent" in silent.value.message
     with pytest.raises(SampleFailure) as short:
-        metric.extract(_media(_waveform(3, seconds=0.4).numpy()))
+        metric.extract(constructed_media(None, _waveform(3, seconds=0.4).numpy()))
     assert short.value.code == "no_speech" and "0.400 s" in short.value.message
     with pytest.raises(SampleFailure, match="no_speech"):
-        metric.extract(_media(np.zeros(RATE)))
-    assert isinstance(metric.extract(_media(_waveform(4).numpy())), dict)
+        metric.extract(constructed_media(None, np.zeros(RATE)))
+    assert isinstance(metric.extract(constructed_media(None, _waveform(4).numpy())), dict)
 
 
 def test_metric_with_a_wrong_sha256_never_loads(tiny_metric) -> None:

@@ -24,21 +24,21 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import constructed_media, make_pair
 from scipy.io import wavfile
 
+from idlora_bench.checkpoints.weights import MODELS_ENV, WeightsFile
 from idlora_bench.core.errors import SampleFailure, WeightsError
 from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.lse_c_syncnet import LipSyncConfidenceSyncNet
 from idlora_bench.metrics.lse_d_syncnet import LipSyncSyncNet
 from idlora_bench.models import syncnet as sn
-from idlora_bench.core.types import Pair
-from idlora_bench.checkpoints.weights import MODELS_ENV, WeightsFile
 
 try:  # the paper extra: syncnet-python (+ scenedetect, python-speech-features); the metric needs it too
     from syncnet_python.detectors.s3fd import S3FD
+    from syncnet_python.syncnet_pipeline import PipelineConfig, SyncNetPipeline
     from syncnet_python.SyncNetInstance import SyncNetInstance
     from syncnet_python.SyncNetModel import S as UpstreamSyncNet
-    from syncnet_python.syncnet_pipeline import PipelineConfig, SyncNetPipeline
 except ImportError:  # only the known-answer tests run
     UpstreamSyncNet = None
 needs_syncnet_python = pytest.mark.skipif(UpstreamSyncNet is None, reason="syncnet-python is not installed")
@@ -121,18 +121,10 @@ def upstream_evaluate(net: torch.nn.Module, crops_bgr: np.ndarray, pcm16: np.nda
     return offset, conf, minval, torch.stack(captured).numpy() if captured else None
 
 
-def _pair() -> Pair:
-    clip = {"path": "x.mp4", "sha256": "0" * 64, "source_video": "v", "start_s": 0, "duration_s": 1, "fps": 25}
-    return Pair.model_validate({
-        "pair_id": "p", "speaker_id": "s", "kind": "same-video",
-        "reference": {**clip, "clip_id": "r", "path": "r.mp4"}, "target": {**clip, "clip_id": "t"},
-        "prompt": "[VISUAL]: v [SPEECH]: hello [SOUNDS]: s", "transcript": "hello",
-        "speaking_style": "s", "environment_sounds": "e"})
-
-
 def _media(frames: np.ndarray, fps: float, audio: np.ndarray, tag: str) -> DecodedMedia:
-    sha = hashlib.sha256(tag.encode()).hexdigest()
-    return DecodedMedia(Path(f"{tag}.mp4"), sha, frames, fps, np.atleast_2d(audio).astype(np.float32), 16_000)
+    """16 kHz media named and hashed after ``tag`` (distinct cache keys per constructed clip)."""
+    return constructed_media(frames, audio, 16_000, fps=fps, name=f"{tag}.mp4",
+                             sha=hashlib.sha256(tag.encode()).hexdigest())
 
 
 @pytest.fixture(scope="module")
@@ -539,8 +531,8 @@ def test_metrics_share_one_extraction_and_stamp_the_pipeline(random_cards: Path,
     c_features = d_features  # what the runner's cache hands LSE-C: both metrics have one cache key
     assert lse_d.cache_key(media.sha256) == lse_c.cache_key(media.sha256)
     assert len(calls) == 1
-    d_score = lse_d.compare(d_features, None, _pair())
-    c_score = lse_c.compare(c_features, None, _pair())
+    d_score = lse_d.compare(d_features, None, make_pair())
+    c_score = lse_c.compare(c_features, None, make_pair())
     assert d_score.value == d_features["lse_d"] and c_score.value == d_features["lse_c"]
     mean = d_features["mean_distances"]
     assert d_score.value == pytest.approx(float(mean.min()), abs=1e-6)

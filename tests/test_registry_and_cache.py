@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from idlora_bench.store.cache import FeatureCache, decode_features, encode_features
 from idlora_bench.core.errors import RegistryError
 from idlora_bench.methods import METHODS
 from idlora_bench.metrics import build_profile
+from idlora_bench.store.cache import FeatureCache, decode_features, encode_features
 
 
 def test_unknown_method_suggests_closest() -> None:

@@ -7,7 +7,6 @@ import re
 
 import pandas as pd
 import pytest
-
 from conftest import REPO_ROOT
 
 REPORTED = REPO_ROOT / "leaderboard" / "reported"

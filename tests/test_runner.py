@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import FAKE_PLUGIN, REPO_ROOT
+
 from idlora_bench import runner
-from idlora_bench.store.run_files import load_results
 from idlora_bench.methods import METHODS
 from idlora_bench.methods.base import Method
+from idlora_bench.store.run_files import load_results
 
 
 def _run(tmp_path: Path, method: str = "still-reference", name: str = "run") -> runner.RunOutcome:
@@ -90,8 +90,9 @@ def test_missing_and_corrupt_outputs_become_failure_rows(synth_split: Path, tmp_
 
 
 def test_silent_output_is_a_failure_with_reason_not_zero(synth_split: Path, tmp_path: Path) -> None:
-    from idlora_bench.data.media import write_mp4
     import numpy as np
+
+    from idlora_bench.data.media import write_mp4
 
     outputs = tmp_path / "silent"
     for pair_id in ("p0-same-video",):

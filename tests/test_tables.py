@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from idlora_bench import runner
-from idlora_bench.report import render, tables
 from idlora_bench.cli import main
 from idlora_bench.core.errors import ValidationError
+from idlora_bench.report import render, tables
 
 
 def _rows(values: dict[str, dict[str, list[float | None]]], split: str = "s") -> pd.DataFrame:

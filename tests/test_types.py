@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from idlora_bench.core.errors import ValidationError
-from idlora_bench.core.types import Pair, SampleResult, SplitCard, load_jsonl, load_yaml_model
+from idlora_bench.core.types import (
+    Pair,
+    SampleResult,
+    SplitCard,
+    load_jsonl,
+    load_yaml_model,
+)
 
 SHA = "a" * 64
 

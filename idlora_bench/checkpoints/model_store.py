@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from idlora_bench.checkpoints.weights import WeightsFile, models_dir, record_checksum
 from idlora_bench.core.errors import WeightsError
 from idlora_bench.core.io import file_sha256
-from idlora_bench.checkpoints.weights import WeightsFile, models_dir, record_checksum
 
 ProgressCallback = Callable[[str, int, int | None], None]
 """``(label, bytes_done, bytes_total)``."""

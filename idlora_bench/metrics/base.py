@@ -21,10 +21,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from idlora_bench.core.errors import SampleFailure
-from idlora_bench.data.media import DecodedMedia
-from idlora_bench.core.types import Direction, MetricProvenance, Pair
 from idlora_bench.checkpoints.weights import WeightsFile
+from idlora_bench.core.types import Direction, MetricProvenance, Pair
+from idlora_bench.data.media import DecodedMedia
 
 Features = dict[str, Any]
 """Per-file features: numpy arrays, floats, ints or strings keyed by name."""

@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
+from idlora_bench.checkpoints.weights import WeightsFile
 from idlora_bench.core.errors import SampleFailure, WeightsError
+from idlora_bench.core.types import Pair
 from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
 from idlora_bench.metrics.similarity import cosine_similarity, mean_then_normalise
-from idlora_bench.core.types import Pair
-from idlora_bench.checkpoints.weights import WeightsFile
 
 SAMPLE_RATE_HZ = 48_000
 WINDOW_S = 10

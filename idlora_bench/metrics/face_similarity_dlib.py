@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from idlora_bench.core.errors import SampleFailure
+from idlora_bench.core.types import Pair
 from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
-from idlora_bench.models.dlib_faces import FACE_RESNET, LANDMARKS_68, DlibFaces
 from idlora_bench.metrics.similarity import face_similarity_score, mean_then_normalise
-from idlora_bench.core.types import Pair
+from idlora_bench.models.dlib_faces import FACE_RESNET, LANDMARKS_68, DlibFaces
 
 
 class FaceSimilarityDlib(Metric):

@@ -16,11 +16,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from idlora_bench.core.types import Pair
 from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
+from idlora_bench.metrics.mouth import (
+    lip_motion_features,
+    lip_motion_score,
+    lip_motion_x100,
+    normalised_mouth_opening,
+)
 from idlora_bench.models.dlib_faces import LANDMARKS_68, DlibFaces
-from idlora_bench.metrics.mouth import lip_motion_features, lip_motion_score, lip_motion_x100, normalised_mouth_opening
-from idlora_bench.core.types import Pair
 
 
 class LipMotionDlib(Metric):

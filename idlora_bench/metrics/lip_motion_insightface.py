@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
+from idlora_bench.core.types import Pair
 from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
 from idlora_bench.metrics.mouth import lip_motion_features, lip_motion_score
 from idlora_bench.models.insightface_onnx import DET_10G, LANDMARK_1K3D68, BuffaloL
-from idlora_bench.core.types import Pair
 
 
 class LipMotionInsightFace(Metric):

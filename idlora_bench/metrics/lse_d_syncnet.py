@@ -26,10 +26,17 @@ from pathlib import Path
 import numpy as np
 
 from idlora_bench.core.errors import SampleFailure
+from idlora_bench.core.types import Pair
 from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
-from idlora_bench.models.syncnet import OFFSET_CONVENTION, PINNED, S3FD_FACE, SYNCNET_V2, SyncNetLSE
-from idlora_bench.core.types import Pair
+from idlora_bench.models.syncnet import (
+    OFFSET_CONVENTION,
+    PINNED,
+    S3FD_FACE,
+    SYNCNET_V2,
+    SyncNetLSE,
+)
+
 
 class LipSyncSyncNet(Metric):
     """LSE-D (SyncNet v2 distance at the best offset); :class:`LipSyncConfidenceSyncNet` gives LSE-C."""

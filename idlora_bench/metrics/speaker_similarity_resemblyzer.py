@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from idlora_bench.checkpoints.weights import WeightsFile
 from idlora_bench.core.errors import SampleFailure
+from idlora_bench.core.types import Pair
 from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
 from idlora_bench.metrics.similarity import cosine_similarity
-from idlora_bench.core.types import Pair
-from idlora_bench.checkpoints.weights import WeightsFile
 
 SAMPLE_RATE_HZ = 16_000
 

@@ -32,13 +32,18 @@ from typing import ClassVar
 
 import numpy as np
 
+from idlora_bench.checkpoints.weights import WeightsFile
 from idlora_bench.core.errors import SampleFailure
+from idlora_bench.core.types import Pair
 from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
 from idlora_bench.metrics.similarity import cosine_similarity
-from idlora_bench.models.wavlm_ecapa import SAMPLE_RATE_HZ, WAVLM_ECAPA_LARGE, LoadReport, WavLMEcapaConfig
-from idlora_bench.core.types import Pair
-from idlora_bench.checkpoints.weights import WeightsFile
+from idlora_bench.models.wavlm_ecapa import (
+    SAMPLE_RATE_HZ,
+    WAVLM_ECAPA_LARGE,
+    LoadReport,
+    WavLMEcapaConfig,
+)
 
 CHECKPOINT = WeightsFile(
     model="wavlm-ecapa-unispeech",

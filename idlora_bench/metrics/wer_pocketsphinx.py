@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from idlora_bench.checkpoints.weights import WeightsFile
+from idlora_bench.core.types import Pair
 from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
 from idlora_bench.metrics.text_normalisation import paper_normalise
-from idlora_bench.core.types import Pair
-from idlora_bench.checkpoints.weights import WeightsFile
 
 SAMPLE_RATE_HZ = 16_000
 _PACKAGE = "pypi:pocketsphinx==5.1.1:model/en-us/"

@@ -34,11 +34,17 @@ from typing import Any
 import numpy as np
 
 from idlora_bench.core.errors import SampleFailure
+from idlora_bench.core.types import Pair
 from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
 from idlora_bench.metrics.text_normalisation import paper_normalise, whisper_normalise
-from idlora_bench.core.types import Pair
-from idlora_bench.models.whisper import LARGE_V3, PACKAGE_ASSETS, WHISPER_PACKAGE, shared_model, verify_package_assets
+from idlora_bench.models.whisper import (
+    LARGE_V3,
+    PACKAGE_ASSETS,
+    WHISPER_PACKAGE,
+    shared_model,
+    verify_package_assets,
+)
 
 SAMPLE_RATE_HZ = 16_000
 MAX_AUDIO_S = 30.0

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from idlora_bench.core.errors import WeightsError
 from idlora_bench.checkpoints.weights import WeightsFile
+from idlora_bench.core.errors import WeightsError
 
 logger = logging.getLogger(__name__)
 

@@ -63,8 +63,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from idlora_bench.core.errors import SampleFailure, WeightsError
 from idlora_bench.checkpoints.weights import WeightsFile
+from idlora_bench.core.errors import SampleFailure, WeightsError
 
 SYNCNET_MODEL = "syncnet-v2"
 SYNCNET_LICENCE = "syncnet_python code MIT (Joon Son Chung); weights: VGG Oxford, research use"

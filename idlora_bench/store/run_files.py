@@ -23,7 +23,13 @@ from pydantic import BaseModel
 
 from idlora_bench.core.errors import ValidationError
 from idlora_bench.core.io import atomic_write_text
-from idlora_bench.core.types import RunManifest, SampleResult, load_jsonl, parse_record, write_jsonl
+from idlora_bench.core.types import (
+    RunManifest,
+    SampleResult,
+    load_jsonl,
+    parse_record,
+    write_jsonl,
+)
 
 
 class GenerationRecord(BaseModel):

@@ -318,7 +318,9 @@ MEL_LOG_FLOOR = 1e-5
 def slaney_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
     """(n_mels, n_fft // 2 + 1) Slaney mel filters: the pipeline's filterbank (one implementation for training
     and inference), transposed."""
-    from reference_impl.idlora.audio_features import slaney_mel_filterbank as pipeline_filterbank
+    from reference_impl.idlora.audio_features import (
+        slaney_mel_filterbank as pipeline_filterbank,
+    )
 
     return pipeline_filterbank(n_fft // 2 + 1, n_mels, sample_rate, fmin, fmax).numpy().T
 

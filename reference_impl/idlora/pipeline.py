@@ -66,7 +66,11 @@ from diffusers.pipelines.ltx2.pipeline_ltx2_image2video import LTX2ImageToVideoP
 
 from reference_impl.idlora import positions as pos
 from reference_impl.idlora.audio_features import reference_log_mel
-from reference_impl.idlora.first_frame import DEFAULT_LONG_SIDE, auto_resolution, image_to_tensor
+from reference_impl.idlora.first_frame import (
+    DEFAULT_LONG_SIDE,
+    auto_resolution,
+    image_to_tensor,
+)
 from reference_impl.idlora.guidance import GuidanceConfig, GuidancePass
 from reference_impl.idlora.pipeline_output import IDLoRAOutput
 from reference_impl.idlora.prompts import DEFAULT_NEGATIVE_PROMPT, PROMPT_FORMAT
@@ -109,7 +113,11 @@ class IDLoRAPipeline(TwoStageComponents, LTX2ImageToVideoPipeline):
         """Every component from tiny random configs (CPU, float32, eval mode; see
         :func:`reference_impl.idlora.tiny.tiny_pipeline_components`), with a tiny x2 latent upsampler attached for
         two-stage runs (built last, so the other components' seeds are unchanged)."""
-        from reference_impl.idlora.tiny import TINY_TRANSFORMER_CONFIG, tiny_latent_upsampler, tiny_pipeline_components
+        from reference_impl.idlora.tiny import (
+            TINY_TRANSFORMER_CONFIG,
+            tiny_latent_upsampler,
+            tiny_pipeline_components,
+        )
 
         pipeline = cls(**tiny_pipeline_components(seed))
         pipeline.set_latent_upsampler(tiny_latent_upsampler(seed + 6, TINY_TRANSFORMER_CONFIG["in_channels"]))

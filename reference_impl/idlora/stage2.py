@@ -13,7 +13,13 @@ from typing import Any
 import torch
 
 from reference_impl.idlora.guidance import GuidanceConfig, GuidancePass
-from reference_impl.idlora.sampling import DenoiserInputs, LatentState, StepCallback, TransformerDenoiser, sample
+from reference_impl.idlora.sampling import (
+    DenoiserInputs,
+    LatentState,
+    StepCallback,
+    TransformerDenoiser,
+    sample,
+)
 
 # LTX-2's distilled stage-2 schedule: diffusers' STAGE_2_DISTILLED_SIGMA_VALUES + 0.
 STAGE2_SIGMAS: tuple[float, ...] = (0.909375, 0.725, 0.421875, 0.0)

@@ -293,7 +293,11 @@ def _adapted_transformer(cfg: TrainConfig, dtype: torch.dtype, recipe: Any) -> t
     ``model.init_lora``), the training attention masks of the recipe, and gradient checkpointing if asked.
     Returns ``(transformer, lora parameters, mask state or None)``."""
     from reference_impl.idlora import convert
-    from reference_impl.idlora.lora import add_idlora_adapter, load_lora_state_dict, lora_parameters
+    from reference_impl.idlora.lora import (
+        add_idlora_adapter,
+        load_lora_state_dict,
+        lora_parameters,
+    )
     from reference_impl.idlora.training import install_training_masks
 
     transformer = _load_transformer(cfg, dtype)

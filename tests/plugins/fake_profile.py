@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from idlora_bench.core.errors import SampleFailure
+from idlora_bench.core.types import Pair
 from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics import PROFILES, register_metric
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
-from idlora_bench.core.types import Pair
 
 
 class AudioRmsRatio(Metric):
