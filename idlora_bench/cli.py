@@ -241,6 +241,24 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def declared_weights() -> list[Any]:
+    """Every weights file declared by a registered metric or method (deduplicated, in declaration order); a
+    metric or method whose module cannot be imported here declares nothing."""
+    from idlora_bench.methods import METHODS
+    from idlora_bench.metrics import METRICS
+
+    seen: dict[str, Any] = {}
+    for registry in (METRICS, METHODS):
+        for name in registry.names():
+            try:
+                entry = registry.get(name)
+            except BenchError:
+                continue
+            for weights in getattr(entry, "weights", ()):
+                seen.setdefault(weights.name, weights)
+    return list(seen.values())
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from idlora_bench.checkpoints import model_store
 
@@ -248,7 +266,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         table = Table(title=f"models (store: {model_store.models_dir()})")
         for column in ("model", "file", "status", "source", "licence"):
             table.add_column(column, overflow="fold")
-        for weights in model_store.select(args.names):
+        for weights in model_store.select(args.names, declared_weights()):
             status = weights.status()
             colour = {"ok": "green", "missing": "yellow"}.get(status, "red")
             table.add_row(weights.model, weights.file, f"[{colour}]{status}[/]", weights.source, weights.licence)
@@ -256,7 +274,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     if args.action == "verify":
         bad = 0
-        for weights in model_store.select(args.names):
+        for weights in model_store.select(args.names, declared_weights()):
             status = weights.status()
             bad += status != "ok"
             console.print(f"{'[green]ok[/]' if status == 'ok' else f'[red]{status}[/]'} {weights.name}"
@@ -272,7 +290,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                     tasks[label] = progress.add_task(label, total=total)
                 progress.update(tasks[label], completed=done, total=total)
 
-            results = model_store.pull(model_store.select(args.names), progress=report)
+            results = model_store.pull(model_store.select(args.names, declared_weights()), progress=report)
         for result in results:
             colour = {"present": "green", "downloaded": "green"}.get(result.status, "red")
             console.print(f"[{colour}]{result.status}[/] {result.weights.name} {result.message}")
@@ -280,7 +298,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.action == "import":
         if not args.names or len(args.names) != 1:
             raise BenchError("bench models import takes one folder: bench models import DIR")
-        outcome = model_store.import_dir(Path(args.names[0]))
+        outcome = model_store.import_dir(Path(args.names[0]), declared_weights())
         for name in outcome.imported:
             console.print(f"[green]imported[/] {name}")
         for name in outcome.missing:

@@ -169,8 +169,8 @@ def _features(ctx: ScoringContext, metric: Metric, path: Path, sha256: str) -> t
     metric.load()
     try:
         features = metric.extract(media)
-    except SampleFailure as exc:
-        reason = str(exc)
+    except (SampleFailure, MediaError) as exc:  # deterministic for this file: cached with its reason
+        reason = str(exc) if isinstance(exc, SampleFailure) else f"{exc.code}: {exc}"
         ctx.cache.put_failure(key, metric.name, metric.version, sha256, reason)
         return None, reason
     except Exception as exc:  # a bug or a transient error: recorded, not cached, traceback logged

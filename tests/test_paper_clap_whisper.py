@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import constructed_media, make_pair
+from conftest import assert_cache_round_trip, constructed_media, make_pair
 
 import idlora_bench.data.media as media_module
 from idlora_bench.checkpoints.weights import MODELS_ENV, WeightsFile
@@ -162,6 +162,7 @@ def test_whisper_transcription_equals_openai_whisper_decode(whisper_store: Path,
     monkeypatch.setattr(whisper, "decode", lambda model, mel, options: mels.append(mel) or decode(model, mel, options))
     wav = _speechlike(2.5, 16_000)
     features = metric.extract(constructed_media(None, wav, 16_000))
+    assert_cache_round_trip(features)
 
     # reference: openai-whisper's own loader and decode, options written out independently of DECODING
     reference_model = whisper.load_model(str(whisper_store / "whisper-large-v3" / "large-v3.pt"), device="cpu")
@@ -441,6 +442,7 @@ def test_clap_score_matches_transformers_forward_and_is_deterministic(clap: Clap
     pair = make_pair(style="a calm female voice", environment="birds chirping in a park")
     wav = _speechlike(5.0, 48_000)
     features = clap.extract(constructed_media(None, wav, 48_000))
+    assert_cache_round_trip(features)
     score = clap.compare(features, None, pair)
     assert -1.0 <= score.value <= 1.0
     assert score.details["text"] == "a calm female voice, birds chirping in a park" == sound_description(pair)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import constructed_media, make_pair
+from conftest import assert_cache_round_trip, constructed_media, make_pair
 from onnx import TensorProto, helper, numpy_helper
 from synthetic import landmark_track
 
@@ -331,6 +331,7 @@ def test_frames_without_a_face_are_listed_and_embeddings_averaged_then_normalise
     constructed = iter([np.r_[10.0, 0.0, np.zeros(510)], np.r_[0.0, 1.0, np.zeros(510)], np.r_[0.0, 1.0, np.zeros(510)]])
     monkeypatch.setattr(face_metric._models, "embedding", lambda rgb, face: next(constructed).astype(np.float32))
     features = face_metric.extract(constructed_media(frames))
+    assert_cache_round_trip(features)
     assert features["frames"].tolist() == [0, 2, 4, 6, 8] and features["frames_without_face"].tolist() == [2, 6]
     mean = np.array([10.0, 2.0]) / 3
     np.testing.assert_allclose(features["embedding"][:2], mean / np.linalg.norm(mean), atol=1e-7)  # (0.9806, 0.1961)
@@ -376,6 +377,7 @@ def test_lip_motion_of_a_sinusoidal_opening_through_the_metric(
 
     monkeypatch.setattr(lip_metric._models, "landmarks68", constructed)
     features = lip_metric.extract(constructed_media(frames))
+    assert_cache_round_trip(features)
     expected = 100 * amplitude / np.sqrt(2) / height  # 1.7678
     assert features["lip_motion_x100"] == pytest.approx(expected, rel=1e-9)
     assert len(seen) == 100 and seen[0] == [64.0, 64.0, 96.0, 96.0]  # every frame, on the detected face

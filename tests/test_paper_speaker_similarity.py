@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import constructed_media, make_pair
+from conftest import assert_cache_round_trip, constructed_media, make_pair
 
 from idlora_bench.checkpoints.weights import WeightsFile
 from idlora_bench.core.errors import SampleFailure, WeightsError
@@ -357,6 +357,7 @@ def test_metric_loads_the_card_strictly_and_scores_cosines(tiny_metric, loaded: 
     # input is resampled to 16 kHz first)
     stereo = np.stack([voice_a, voice_a])
     features = metric.extract(constructed_media(None, stereo))
+    assert_cache_round_trip(features)
     assert features["embedding"].shape == (TINY.head.emb_dim,)
     assert np.abs(features["embedding"] - loaded.embed(torch.from_numpy(voice_a)).numpy()).max() <= 1e-6
     upsampled = metric.extract(constructed_media(None, np.repeat(voice_a, 3), rate=48_000))

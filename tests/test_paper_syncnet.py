@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import constructed_media, make_pair
+from conftest import assert_cache_round_trip, constructed_media, make_pair
 from scipy.io import wavfile
 
 from idlora_bench.checkpoints.weights import MODELS_ENV, WeightsFile
@@ -528,6 +528,7 @@ def test_metrics_share_one_extraction_and_stamp_the_pipeline(random_cards: Path,
     lse_d.load()
     lse_c.load()
     d_features = lse_d.extract(media)
+    assert_cache_round_trip(d_features)
     c_features = d_features  # what the runner's cache hands LSE-C: both metrics have one cache key
     assert lse_d.cache_key(media.sha256) == lse_c.cache_key(media.sha256)
     assert len(calls) == 1

@@ -1,4 +1,5 @@
-"""The model store: list, pull, verify and import the weights every metric and method declares.
+"""The model store: list, pull, verify and import weights files (the cards every metric and method declares;
+the CLI collects them from the registries, :func:`idlora_bench.cli.declared_weights`).
 
 - ``pull``: downloads missing files (Hugging Face files through ``huggingface_hub`` at the pinned revision;
   URLs with HTTP range resume), verifies the sha256, and only then moves the file into place. A file
@@ -30,32 +31,20 @@ ProgressCallback = Callable[[str, int, int | None], None]
 """``(label, bytes_done, bytes_total)``."""
 
 
-def all_weights() -> list[WeightsFile]:
-    """Every weights file declared by a registered metric or method (deduplicated, in declaration order)."""
-    from idlora_bench.methods import METHODS
-    from idlora_bench.metrics import METRICS
-
-    seen: dict[str, WeightsFile] = {}
-    for registry in (METRICS, METHODS):
-        for name in registry.names():
-            for weights in getattr(registry.get(name), "weights", ()):
-                seen.setdefault(weights.name, weights)
-    return list(seen.values())
-
-
-def models() -> dict[str, list[WeightsFile]]:
-    """Model name -> its files."""
+def models(declared: Iterable[WeightsFile]) -> dict[str, list[WeightsFile]]:
+    """Model name -> its files, from the ``declared`` weights cards."""
     grouped: dict[str, list[WeightsFile]] = {}
-    for weights in all_weights():
+    for weights in declared:
         grouped.setdefault(weights.model, []).append(weights)
     return grouped
 
 
-def select(names: Iterable[str] | None) -> list[WeightsFile]:
-    """Files of the named models (all when ``names`` is empty); unknown names get 'did you mean'."""
+def select(names: Iterable[str] | None, declared: Iterable[WeightsFile]) -> list[WeightsFile]:
+    """Files of the named models among ``declared`` (all when ``names`` is empty); unknown names get 'did you
+    mean'."""
     from idlora_bench.core.registry import Registry
 
-    grouped = models()
+    grouped = models(declared)
     names = list(names or [])
     if not names:
         return [w for files in grouped.values() for w in files]
@@ -197,12 +186,12 @@ class ImportResult:
     missing: list[str]
 
 
-def import_dir(source_dir: Path, files: Iterable[WeightsFile] | None = None) -> ImportResult:
+def import_dir(source_dir: Path, files: Iterable[WeightsFile]) -> ImportResult:
     """Place every file under ``source_dir`` whose sha256 matches a card (zip archives are opened)."""
     source_dir = Path(source_dir)
     if not source_dir.is_dir():
         raise WeightsError(f"{source_dir}: not a folder")
-    wanted = [w for w in (files if files is not None else all_weights()) if w.kind != "pypi" and w.status() != "ok"]
+    wanted = [w for w in files if w.kind != "pypi" and w.status() != "ok"]
     imported: list[str] = []
     unpinned = [w for w in wanted if w.sha256 is None]
     for weights in unpinned:  # no checksum to match: found by path, <model>/<file> or a hub snapshot folder

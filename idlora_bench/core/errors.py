@@ -10,12 +10,34 @@ class BenchError(Exception):
     """Base class for every error idlora-bench raises on purpose (the CLI prints these without a traceback)."""
 
 
-class MediaError(BenchError):
-    """A media file is missing, empty, corrupt or lacks a needed stream."""
+FAILURE_CODES: dict[str, str] = {
+    "no_face": "no face found in the frames the metric reads",
+    "no_face_track": "no face track long enough for lip sync",
+    "no_speech": "no speech (silence, or too short to embed)",
+    "no_audio": "the file has no audio samples",
+    "no_video": "the file has no video frames",
+    "too_short": "shorter than the metric or the protocol needs",
+    "too_long": "longer than the metric can read without truncating",
+    "empty_reference": "the reference text is empty after normalisation",
+    "decode_error": "the file cannot be decoded",
+    "missing_output": "the method wrote no output for the pair",
+    "generation_error": "the method failed on the pair",
+    "metric_error": "the metric crashed (a bug or a transient error; not cached)",
+}
+"""Every reason code a failure row can carry (``target_`` + code when the target failed)."""
 
-    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+
+class MediaError(BenchError):
+    """A media file is missing, empty, corrupt or lacks a needed stream.
+
+    ``code``: the failure code a sample gets when a metric meets this error (``decode_error``, or ``no_audio`` /
+    ``no_video`` for a missing stream).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], problem: str, code: str = "decode_error") -> None:
         self.path = Path(path)
         self.problem = problem
+        self.code = code
         super().__init__(f"{self.path}: {problem}")
 
 
@@ -37,6 +59,8 @@ class SampleFailure(BenchError):
     """
 
     def __init__(self, code: str, message: str) -> None:
+        if code not in FAILURE_CODES:
+            raise ValueError(f"unknown failure code {code!r}; known: {', '.join(FAILURE_CODES)}")
         self.code = code
         self.message = message
         super().__init__(f"{code}: {message}")

@@ -106,12 +106,12 @@ class DecodedMedia:
 
     def require_video(self) -> np.ndarray:
         if self.frames is None or self.num_frames == 0:
-            raise MediaError(self.path, "has no video frames")
+            raise MediaError(self.path, "has no video frames", code="no_video")
         return self.frames
 
     def require_audio(self) -> np.ndarray:
         if self.audio is None or self.audio.shape[-1] == 0:
-            raise MediaError(self.path, "has no audio samples")
+            raise MediaError(self.path, "has no audio samples", code="no_audio")
         return self.audio
 
     def mono(self, sample_rate: int) -> np.ndarray:
