@@ -23,7 +23,7 @@ from idlora_bench.checkpoints.weights import MODELS_ENV, WeightsFile
 from idlora_bench.core.errors import SampleFailure, WeightsError
 from idlora_bench.core.io import file_sha256
 from idlora_bench.data.media import DecodedMedia, resample_audio
-from idlora_bench.metrics import clap_htsat_unfused as clap_adherence
+from idlora_bench.metrics import clap_htsat_unfused
 from idlora_bench.metrics.clap_htsat_unfused import (
     ClapAdherence,
     sound_description,
@@ -347,7 +347,7 @@ def test_load_whisper_checkpoint_rejects_a_non_checkpoint(tmp_path: Path) -> Non
 
 
 # ============================================================================ CLAP: tiny model, hub layout
-CLAP_MODEL = clap_adherence.MODEL
+CLAP_MODEL = clap_htsat_unfused.MODEL
 TOKENIZER_MERGES = [("Ġ", "a"), ("t", "h")]
 
 
@@ -397,7 +397,7 @@ def _write_tiny_clap(folder: Path, state_edit: Any = None) -> None:
     (folder / "tokenizer_config.json").write_text(json.dumps({
         **specials, "add_prefix_space": False, "errors": "replace", "model_max_length": 512,
         "processor_class": "ClapProcessor", "tokenizer_class": "RobertaTokenizer", "trim_offsets": True}))
-    assert sorted(p.name for p in folder.iterdir()) == sorted(clap_adherence.HUB_FILES)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(clap_htsat_unfused.HUB_FILES)
 
 
 @pytest.fixture(scope="module")
@@ -409,7 +409,7 @@ def clap_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _use_clap_store(monkeypatch: pytest.MonkeyPatch, store: Path) -> None:
     monkeypatch.setenv(MODELS_ENV, str(store))
-    monkeypatch.setattr(ClapAdherence, "weights", _cards(store, CLAP_MODEL, list(clap_adherence.HUB_FILES)))
+    monkeypatch.setattr(ClapAdherence, "weights", _cards(store, CLAP_MODEL, list(clap_htsat_unfused.HUB_FILES)))
 
 
 class _Recorder:
@@ -549,7 +549,7 @@ def test_clap_real_cards_load_with_recorded_checksums(tmp_path: Path, monkeypatc
     _write_tiny_clap(tmp_path / CLAP_MODEL)
     with pytest.raises(WeightsError, match="no recorded checksum"):
         ClapAdherence().load()
-    for file in clap_adherence.HUB_FILES:
+    for file in clap_htsat_unfused.HUB_FILES:
         record_checksum(CLAP_MODEL, file, file_sha256(tmp_path / CLAP_MODEL / file))
     metric = ClapAdherence()
     metric.load()

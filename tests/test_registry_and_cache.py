@@ -56,3 +56,38 @@ def test_cache_key_changes_with_version_params_and_media() -> None:
     other = type(metric)()
     other.params = {**metric.params, "sample_rate_hz": 8000}  # instance override
     assert other.cache_key("a" * 64) != key
+
+
+def test_a_metric_whose_library_is_missing_breaks_only_its_profile_and_doctor_names_the_package(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from idlora_bench.cli import main, metric_problems
+    from idlora_bench.core.errors import BenchError
+    from idlora_bench.metrics import METRICS, PROFILES
+
+    class NeedsMissingLibrary(type(build_profile("fake")[1])):  # MeanLuma, weights-free
+        name = "luma.needs_missing"
+        requires = {"no_such_module_xyz": "no-such-package==1.0"}
+
+    METRICS.register(NeedsMissingLibrary.name, NeedsMissingLibrary)
+    METRICS.register_lazy("luma.unimportable", "no_such_module_abc.metric:Luma")
+    PROFILES.register("broken-test", [NeedsMissingLibrary.name])
+    PROFILES.register("unimportable-test", ["luma.unimportable"])
+    try:
+        with pytest.raises(BenchError, match=r"no_such_module_xyz \(no-such-package==1.0\)"):
+            build_profile("broken-test")
+        with pytest.raises(BenchError, match=r"metric 'luma.unimportable' cannot be imported .*no_such_module_abc"):
+            build_profile("unimportable-test")
+        assert [m.name for m in build_profile("fake")] == ["audio_rms.fake", "luma.fake"]  # others unaffected
+        assert metric_problems(NeedsMissingLibrary.name) == [
+            "luma.needs_missing: package no_such_module_xyz is not installed -> pip install -c constraints.txt "
+            "no-such-package==1.0"]
+        assert main(["doctor"]) == 0  # the offline profile is ready; the broken ones are listed
+        out = " ".join(capsys.readouterr().out.split())
+        assert "profile broken-test: not ready" in out and "no-such-package==1.0" in out
+        assert "profile unimportable-test: not ready" in out and "no_such_module_abc" in out
+        assert main(["metrics", "list"]) == 0
+    finally:
+        for profile in ("broken-test", "unimportable-test"):
+            PROFILES._entries.pop(profile, None)
+        METRICS._entries.pop(NeedsMissingLibrary.name, None)
+        METRICS._lazy.pop("luma.unimportable", None)
