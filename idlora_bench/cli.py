@@ -44,15 +44,16 @@ def _fmt(value: float, digits: int = 3) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def print_summary(summary: pd.DataFrame, title: str, labels: dict[str, str] | None = None) -> None:
-    """Rows methods, columns metric families: mean [95% CI] and coverage (``labels``: family -> header)."""
-    labels = labels or {}
+def print_summary(summary: pd.DataFrame, title: str, display: dict[str, tuple[str, int]] | None = None) -> None:
+    """Rows methods, columns metric families: mean [95% CI] and coverage (``display``: family -> (header, digits))."""
+    display = display or {}
     table = Table(title=title, show_lines=False)
     table.add_column("method", style="bold")
     families = list(dict.fromkeys(summary["metric"]))
     for family in families:
         direction = summary.loc[summary["metric"] == family, "direction"].iloc[0]
-        table.add_column(f"{labels.get(family, family)} {'↑' if direction == 'higher' else '↓'}", justify="right")
+        label = display.get(family, (family, 3))[0]
+        table.add_column(f"{label} {'↑' if direction == 'higher' else '↓'}", justify="right")
     for method, group in summary.groupby("method", sort=False):
         cells = []
         for family in families:
@@ -62,15 +63,19 @@ def print_summary(summary: pd.DataFrame, title: str, labels: dict[str, str] | No
                 continue
             r = row.iloc[0]
             coverage = f"{int(r.n_ok)}/{int(r.n_pairs)}"
-            cells.append(f"{_fmt(r['mean'])} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]\ncov {coverage}")
+            digits = display.get(family, (family, 3))[1]
+            cells.append(f"{_fmt(r['mean'], digits)} [{_fmt(r.ci_low, digits)}, {_fmt(r.ci_high, digits)}]\n"
+                         f"cov {coverage}")
         table.add_row(str(method), *cells)
     console.print(table)
     console.print("mean [Student-t 95% CI] over scored pairs; cov = scored / all pairs (failures are counted, "
                   "never dropped).")
 
 
-def _labels(*manifests: Any) -> dict[str, str]:
-    return {metric.family: metric.label or metric.family for manifest in manifests for metric in manifest.metrics}
+def _display(*manifests: Any) -> dict[str, tuple[str, int]]:
+    """Family -> (label, digits), from the run manifests (which copy them from the metric classes)."""
+    return {metric.family: (metric.label or metric.family, metric.digits)
+            for manifest in manifests for metric in manifest.metrics}
 
 
 # ----------------------------------------------------------------------------------------------- commands
@@ -99,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         failures.append(outcome.results[outcome.results["status"] == "failed"])
         err_console.print(f"[green]{method}[/]: results in {outcome.run_dir} ({outcome.counts})")
     print_summary(pd.concat(summaries), f"{args.split} split, profile {args.profile}, seed {args.seed}",
-                  _labels(*manifests))
+                  _display(*manifests))
     _print_failures(pd.concat(failures))
     return 0
 
@@ -112,7 +117,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                                    metrics=args.metrics, out_dir=Path(args.out) if args.out else None,
                                    progress=_progress)
     err_console.print(f"results in {outcome.run_dir}")
-    print_summary(outcome.summary, f"{args.split} split, profile {args.profile}", _labels(outcome.manifest))
+    print_summary(outcome.summary, f"{args.split} split, profile {args.profile}", _display(outcome.manifest))
     _print_failures(outcome.results[outcome.results["status"] == "failed"])
     return 0
 
