@@ -46,15 +46,15 @@ register_metric("lip_motion.dlib", f"{_M}.lip_motion_dlib:LipMotionDlib", ["offl
 register_metric("wer.pocketsphinx", f"{_M}.wer_pocketsphinx:WerPocketsphinx", ["offline"])
 # paper: the ID-LoRA paper's metric models
 register_metric("speaker_similarity.wavlm_ecapa", f"{_M}.speaker_similarity_wavlm_ecapa:SpeakerSimilarityWavLM",
-                ["paper"])
-register_metric("face_similarity.arcface", f"{_M}.face_similarity_arcface:FaceSimilarityArcFace", ["paper"])
-register_metric("lse_d.syncnet", f"{_M}.lse_d_syncnet:LipSyncSyncNet", ["paper"])
-register_metric("lse_c.syncnet", f"{_M}.lse_c_syncnet:LipSyncConfidenceSyncNet", ["paper"])
-register_metric("clap.htsat_unfused", f"{_M}.clap_htsat_unfused:ClapAdherence", ["paper"])
-register_metric("wer.whisper_large_v3", f"{_M}.wer_whisper_large_v3:WerWhisper", ["paper"])
+                ["standard"])
+register_metric("face_similarity.arcface", f"{_M}.face_similarity_arcface:FaceSimilarityArcFace", ["standard"])
+register_metric("lse_d.syncnet", f"{_M}.lse_d_syncnet:LipSyncSyncNet", ["standard"])
+register_metric("lse_c.syncnet", f"{_M}.lse_c_syncnet:LipSyncConfidenceSyncNet", ["standard"])
+register_metric("clap.htsat_unfused", f"{_M}.clap_htsat_unfused:ClapAdherence", ["standard"])
+register_metric("wer.whisper_large_v3", f"{_M}.wer_whisper_large_v3:WerWhisper", ["standard"])
 register_metric("wer_whisper_norm.whisper_large_v3",
-                f"{_M}.wer_whisper_norm_whisper_large_v3:WerWhisperNorm", ["paper"])
-register_metric("lip_motion.insightface", f"{_M}.lip_motion_insightface:LipMotionInsightFace", ["paper"])
+                f"{_M}.wer_whisper_norm_whisper_large_v3:WerWhisperNorm", ["standard"])
+register_metric("lip_motion.insightface", f"{_M}.lip_motion_insightface:LipMotionInsightFace", ["standard"])
 
 
 def profile_classes(profile: str) -> list[type[Metric]]:

@@ -1,4 +1,4 @@
-"""Audio prompt adherence, paper profile: LAION CLAP (``laion/clap-htsat-unfused``) cosine of the generated audio
+"""Audio prompt adherence, standard profile: LAION CLAP (``laion/clap-htsat-unfused``) cosine of the generated audio
 and the pair's sound description.
 
 Protocol (ID-LoRA paper, "CLAP similarity between the generated audio and the combined prompt description of

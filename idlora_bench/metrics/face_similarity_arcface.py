@@ -1,4 +1,4 @@
-"""Face similarity, paper profile: ArcFace (insightface buffalo_l: SCRFD det_10g + w600k_r50), cosine vs target.
+"""Face similarity, standard profile: ArcFace (insightface buffalo_l: SCRFD det_10g + w600k_r50), cosine vs target.
 
 Protocol (the ID-LoRA authors' settings): sample 5 frames at ``round(linspace(0, T-1, 5))`` (frame
 indices, not seconds); detect faces with SCRFD at ``det_size`` 320x320 and ``det_thresh`` 0.3 (NMS 0.4,

@@ -1,4 +1,4 @@
-"""Lip motion, paper profile: std over time of the normalised inner-mouth opening (insightface 1k3d68), x100.
+"""Lip motion, standard profile: std over time of the normalised inner-mouth opening (insightface 1k3d68), x100.
 
 Per frame (every frame, indices not seconds): SCRFD det_10g at ``det_size`` 320x320, ``det_thresh`` 0.3 (the
 face-similarity settings); the largest face by box area; its 68 landmarks from buffalo_l's 1k3d68 (x, y in

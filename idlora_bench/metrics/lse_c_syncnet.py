@@ -1,4 +1,4 @@
-"""Lip sync confidence, paper profile: SyncNet v2 LSE-C (``lse_c.syncnet``, higher is better).
+"""Lip sync confidence, standard profile: SyncNet v2 LSE-C (``lse_c.syncnet``, higher is better).
 
 Same features as LSE-D (:mod:`idlora_bench.metrics.lse_d_syncnet`, shared ``features_id``: one SyncNet pass per
 file); the value is the median minus the minimum of the mean distances over offsets.

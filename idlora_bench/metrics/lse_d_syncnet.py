@@ -1,4 +1,4 @@
-"""Lip sync, paper profile: SyncNet v2 LSE-D (``lse_d.syncnet``, lower is better); LSE-C (``lse_c.syncnet``, in
+"""Lip sync, standard profile: SyncNet v2 LSE-D (``lse_d.syncnet``, lower is better); LSE-C (``lse_c.syncnet``, in
 ``lse_c_syncnet.py``) reads the same features.
 
 Both are computed on the generated file alone (its video and its own audio track; no target), with the

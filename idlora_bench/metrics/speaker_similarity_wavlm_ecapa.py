@@ -1,4 +1,4 @@
-"""Speaker similarity, paper profile: WavLM-Large + ECAPA-TDNN (UniSpeech), cosine of generated vs target embeddings.
+"""Speaker similarity, standard profile: WavLM-Large + ECAPA-TDNN (UniSpeech), cosine of generated vs target embeddings.
 
 Protocol (UniSpeech ``verification.py`` / seed-tts-eval "SIM", the ID-LoRA paper's speaker similarity):
 - audio: the whole clip, channels averaged to mono, resampled to 16 kHz (scipy polyphase ``resample_poly``;

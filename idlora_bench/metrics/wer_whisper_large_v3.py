@@ -1,4 +1,4 @@
-"""WER, paper profile: Whisper-large-v3 transcription (openai-whisper's model and decoder), jiwer WER and CER.
+"""WER, standard profile: Whisper-large-v3 transcription (openai-whisper's model and decoder), jiwer WER and CER.
 
 Model: OpenAI's official ``large-v3.pt`` (``{"dims": ..., "model_state_dict": ...}``), loaded strictly by
 :func:`~idlora_bench.models.whisper.load_whisper_checkpoint` into ``whisper.model.Whisper``; the tokenizer (``multilingual.tiktoken``) and mel

@@ -1,4 +1,4 @@
-"""WER with Whisper's English normaliser, paper profile: the Whisper-large-v3 transcription of
+"""WER with Whisper's English normaliser, standard profile: the Whisper-large-v3 transcription of
 :class:`~idlora_bench.metrics.wer_whisper_large_v3.WerWhisper` scored with Whisper's ``EnglishTextNormalizer``
 on both texts (numbers, contractions, spellings, fillers) as the value; the paper's normalisation stays in the
 details.

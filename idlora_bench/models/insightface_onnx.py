@@ -1,6 +1,6 @@
 """insightface ``buffalo_l`` ONNX models: SCRFD face detector, ArcFace (w600k_r50), 68-point 3D landmarks.
 
-Used by the paper profile's ``face_similarity.arcface`` and ``lip_motion.insightface`` metrics. Each file is
+Used by the standard profile's ``face_similarity.arcface`` and ``lip_motion.insightface`` metrics. Each file is
 loaded through insightface's own model zoo (``insightface.model_zoo.get_model(path, providers=...)``), which
 routes by ONNX signature: 5 or more outputs -> ``SCRFD``; a 192x192 input -> ``Landmark``; a square input
 >= 112 (multiple of 16) -> ``ArcFaceONNX``. Their pre/post-processing (resize and pad to ``det_size``, mean
