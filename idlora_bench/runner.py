@@ -36,7 +36,7 @@ from idlora_bench.core.errors import (
 )
 from idlora_bench.core.io import file_sha256
 from idlora_bench.core.types import Pair, RunManifest, SampleResult
-from idlora_bench.data.media import DecodedMedia, decode
+from idlora_bench.data.media import DecodedMedia, MediaInfo, decode, probe
 from idlora_bench.data.splits import ResolvedPair, Split, load_split
 from idlora_bench.methods import Method, build_method
 from idlora_bench.metrics import Metric, build_profile
@@ -53,6 +53,9 @@ from idlora_bench.store.run_files import (
 )
 
 log = logging.getLogger("idlora_bench")
+
+MIN_OUTPUT_DURATION_RATIO = 0.5
+"""An output shorter than this share of its target's duration fails every metric with ``too_short``."""
 
 ProgressFactory = Callable[[Iterable[Any], str, int], Iterable[Any]]
 
@@ -142,7 +145,14 @@ class ScoringContext:
     profile: str
     decoded: _DecodedLRU = field(default_factory=_DecodedLRU)
     target_sha256: dict[str, str] = field(default_factory=dict)
+    target_info: dict[str, MediaInfo] = field(default_factory=dict)
     computed: int = 0
+
+    def target_probe(self, path: Path) -> MediaInfo:
+        """Stream durations of a target file (read once per run)."""
+        if str(path) not in self.target_info:
+            self.target_info[str(path)] = probe(path)
+        return self.target_info[str(path)]
 
     def target_hash(self, pair: Pair) -> str:
         """sha256 of the target file as it is on disk now (not as the pairs file claims)."""
@@ -209,12 +219,15 @@ def score_pair(ctx: ScoringContext, pair: Pair, generated_path: Path | None,
     generated_sha = generated_sha256 or file_sha256(generated_path)
     target_path = ctx.split.media_path(pair.target)
     target_sha = ctx.target_hash(pair) if target_path.is_file() else None
+    hashes = {"generated_sha256": generated_sha, "target_sha256": target_sha}
+    durations, length_failure = _durations(ctx, generated_path, target_path)
+    if length_failure is not None:
+        return [_row(ctx, pair, metric, reason=length_failure, details=durations, **hashes) for metric in ctx.metrics]
     rows = []
     for metric in ctx.metrics:
-        hashes = {"generated_sha256": generated_sha, "target_sha256": target_sha}
         generated, reason = _features(ctx, metric, generated_path, generated_sha)
         if reason is not None:
-            rows.append(_row(ctx, pair, metric, reason=reason, **hashes))
+            rows.append(_row(ctx, pair, metric, reason=reason, details=durations, **hashes))
             continue
         target: Features | None = None
         if metric.uses_target:
@@ -223,16 +236,36 @@ def score_pair(ctx: ScoringContext, pair: Pair, generated_path: Path | None,
             else:
                 target, target_reason = _features(ctx, metric, target_path, target_sha)
             if target_reason is not None and metric.requires_target:
-                rows.append(_row(ctx, pair, metric, reason=f"target_{target_reason}", **hashes))
+                rows.append(_row(ctx, pair, metric, reason=f"target_{target_reason}", details=durations, **hashes))
                 continue
         assert generated is not None
         try:
             score = metric.compare(generated, target, pair)
         except SampleFailure as exc:
-            rows.append(_row(ctx, pair, metric, reason=str(exc), **hashes))
+            rows.append(_row(ctx, pair, metric, reason=str(exc), details=durations, **hashes))
             continue
-        rows.append(_row(ctx, pair, metric, value=score.value, details=score.details, **hashes))
+        rows.append(_row(ctx, pair, metric, value=score.value, details={**durations, **score.details}, **hashes))
     return rows
+
+
+def _durations(ctx: ScoringContext, generated_path: Path, target_path: Path) -> tuple[dict[str, float], str | None]:
+    """Output and target durations (seconds, from the containers) for every row's details, and the ``too_short`` /
+    ``decode_error`` reason that fails every metric of the pair when the output cannot stand for its target: an
+    output under ``MIN_OUTPUT_DURATION_RATIO`` of the target's duration is not scored (a WER of 1.0 beside
+    ``no_face`` rows would describe the clip's length, not its quality)."""
+    try:
+        generated = probe(generated_path).duration_s
+    except MediaError as exc:
+        return {}, f"decode_error: {exc}"
+    durations = {"generated_duration_s": round(generated, 4)}
+    if not target_path.is_file():
+        return durations, None
+    target = ctx.target_probe(target_path).duration_s
+    durations["target_duration_s"] = round(target, 4)
+    if target > 0 and generated < MIN_OUTPUT_DURATION_RATIO * target:
+        return durations, (f"too_short: {generated:.2f} s vs target {target:.2f} s (under "
+                           f"{MIN_OUTPUT_DURATION_RATIO:.0%} of the target's duration)")
+    return durations, None
 
 
 # ----------------------------------------------------------------------------------------------- runs

@@ -204,3 +204,31 @@ def test_missing_weights_fail_fast_naming_the_fix(synth_split: Path, tmp_path: P
     assert "bench models pull clap-htsat-unfused insightface-buffalo-l syncnet-v2 wavlm-ecapa-unispeech whisper-large-v3" in message
     assert "Nothing was generated or scored" in message and "bench models import DIR" in message
     assert not out.exists()
+
+
+class _HalfLength(Method):
+    name = "test-half-length"
+    description = "the target cut to its first 4 of 10 frames (0.16 s of 0.40 s)"
+
+    def generate(self, item, out_path, seed):  # type: ignore[no-untyped-def]
+        from idlora_bench.data.media import decode, write_mp4
+
+        target = decode(item.target_path)
+        keep = 4
+        samples = int(round(keep / target.fps * target.sample_rate))
+        write_mp4(out_path, target.frames[:keep], target.fps, target.audio[:, :samples], target.sample_rate)
+
+
+def test_an_output_under_half_its_target_fails_every_metric_as_too_short(synth_split: Path, tmp_path: Path) -> None:
+    if _HalfLength.name not in METHODS:
+        METHODS.register(_HalfLength.name, _HalfLength)
+    outcome = runner.run(_HalfLength.name, "synth", profile="fake", out_dir=tmp_path / "half")
+    results = outcome.results
+    assert set(results["status"]) == {"failed"} and len(results) == 12  # 6 pairs x 2 metrics, none dropped
+    assert results["reason"].str.fullmatch(r"too_short: 0\.16 s vs target 0\.40 s \(under 50% .*\)").all()
+    assert results["value"].isna().all()
+    assert {d["generated_duration_s"] for d in results["details"]} == {0.16}
+    assert {d["target_duration_s"] for d in results["details"]} == {0.4}
+    full = runner.run("gt", "synth", profile="fake", out_dir=tmp_path / "gt")  # full length: scored, durations kept
+    assert set(full.results["status"]) == {"ok"}
+    assert all(d["generated_duration_s"] == d["target_duration_s"] == 0.4 for d in full.results["details"])

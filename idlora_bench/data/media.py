@@ -25,7 +25,9 @@ from idlora_bench.core.io import atomic_output, file_sha256
 __all__ = [
     "DecodedMedia",
     "MediaError",
+    "MediaInfo",
     "decode",
+    "probe",
     "file_sha256",
     "resample_audio",
     "to_mono",
@@ -127,6 +129,43 @@ class DecodedMedia:
         frames = self.require_video()
         indices = uniform_frame_indices(len(frames), count)
         return indices, frames[indices]
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """Durations of a file's streams read from its container, without decoding (seconds; 0.0 for a missing
+    stream). ``duration_s`` is the longer of the two."""
+
+    video_duration_s: float
+    audio_duration_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return max(self.video_duration_s, self.audio_duration_s)
+
+
+def _stream_duration_s(stream: av.stream.Stream, container_duration_s: float) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if stream.type == "video" and stream.frames and stream.average_rate:
+        return float(stream.frames / stream.average_rate)
+    return container_duration_s
+
+
+def probe(path: str | os.PathLike[str]) -> MediaInfo:
+    """Stream durations of a media file from its headers (cheap: nothing is decoded). Raises :class:`MediaError`
+    naming the file when it cannot be opened."""
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(path, "does not exist" if not path.exists() else "is not a regular file")
+    try:
+        with av.open(str(path)) as container:
+            overall = float(container.duration / av.time_base) if container.duration else 0.0
+            video = next((_stream_duration_s(s, overall) for s in container.streams.video), 0.0)
+            audio = next((_stream_duration_s(s, overall) for s in container.streams.audio), 0.0)
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise MediaError(path, f"cannot be opened ({exc})") from None
+    return MediaInfo(video, audio)
 
 
 def decode(

@@ -8,7 +8,10 @@ Where things are:
   optional library breaks only the profiles that use it (``bench doctor`` names the package to install).
 - :data:`PROFILES`: named sets of metrics whose numbers are comparable; results are never mixed across
   profiles. ``offline`` uses real pretrained weights shipped inside PyPI packages (runs anywhere);
-  ``paper`` (WavLM-ECAPA, ArcFace, SyncNet, CLAP, Whisper-large-v3) follows the ID-LoRA paper.
+  ``standard`` is the paper's metric families as their upstream projects define them (UniSpeech WavLM-ECAPA,
+  insightface ArcFace, syncnet_python, LAION CLAP, openai-whisper); ``paper`` is the same families as the ID-LoRA
+  authors' own metric code computes them (``*_authors`` variants; the README lists every difference), the profile to
+  compare with the paper's tables.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ register_metric("speaker_similarity.resemblyzer", f"{_M}.speaker_similarity_rese
 register_metric("face_similarity.dlib", f"{_M}.face_similarity_dlib:FaceSimilarityDlib", ["offline"])
 register_metric("lip_motion.dlib", f"{_M}.lip_motion_dlib:LipMotionDlib", ["offline"])
 register_metric("wer.pocketsphinx", f"{_M}.wer_pocketsphinx:WerPocketsphinx", ["offline"])
-# paper: the ID-LoRA paper's metric models
+# standard: the paper's metric families, upstream-canonical
 register_metric("speaker_similarity.wavlm_ecapa", f"{_M}.speaker_similarity_wavlm_ecapa:SpeakerSimilarityWavLM",
                 ["standard"])
 register_metric("face_similarity.arcface", f"{_M}.face_similarity_arcface:FaceSimilarityArcFace", ["standard"])
@@ -54,7 +57,16 @@ register_metric("clap.htsat_unfused", f"{_M}.clap_htsat_unfused:ClapAdherence", 
 register_metric("wer.whisper_large_v3", f"{_M}.wer_whisper_large_v3:WerWhisper", ["standard"])
 register_metric("wer_whisper_norm.whisper_large_v3",
                 f"{_M}.wer_whisper_norm_whisper_large_v3:WerWhisperNorm", ["standard"])
-register_metric("lip_motion.insightface", f"{_M}.lip_motion_insightface:LipMotionInsightFace", ["standard"])
+register_metric("lip_motion.insightface", f"{_M}.lip_motion_insightface:LipMotionInsightFace",
+                ["standard", "paper"])
+# paper: as the ID-LoRA authors' code computes them
+register_metric("speaker_similarity.wavlm_ecapa_authors",
+                f"{_M}.speaker_similarity_wavlm_ecapa_authors:SpeakerSimilarityWavLMAuthors", ["paper"])
+register_metric("face_similarity.arcface_authors", f"{_M}.face_similarity_arcface_authors:FaceSimilarityArcFaceAuthors",
+                ["paper"])
+register_metric("lse_d.syncnet_run_pipeline", f"{_M}.lse_d_syncnet_run_pipeline:LipSyncSyncNetRunPipeline", ["paper"])
+register_metric("lse_c.syncnet_run_pipeline",
+                f"{_M}.lse_c_syncnet_run_pipeline:LipSyncConfidenceSyncNetRunPipeline", ["paper"])
 
 
 def profile_classes(profile: str) -> list[type[Metric]]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from idlora_bench.core.errors import SampleFailure
 from idlora_bench.core.types import Pair
-from idlora_bench.data.media import DecodedMedia
+from idlora_bench.data.media import DecodedMedia, uniform_frame_indices
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
 from idlora_bench.metrics.similarity import face_similarity_score, mean_then_normalise
 from idlora_bench.models.insightface_onnx import DET_10G, W600K_R50, BuffaloL
@@ -48,7 +48,8 @@ class FaceSimilarityArcFace(Metric):
     label = "Face Sim"
     unit = "cosine"
     paper_reference = "ID-LoRA Sec. 5.1 (face similarity, ArcFace), Tables 1-2"
-    requires = {"onnxruntime": "onnxruntime==1.32.0", "onnx": "onnx==1.23.2", "insightface": "insightface==2.1 (--no-deps)", "cv2": "opencv-python-headless", "skimage": "scikit-image"}
+    requires = {"onnxruntime": "onnxruntime==1.32.0", "onnx": "onnx==1.23.2",
+                "insightface": "insightface==2.1 (--no-deps)", "cv2": "opencv-python-headless", "skimage": "scikit-image"}
 
     def _load(self, paths: dict[str, Path]) -> None:
         self._models = BuffaloL(
@@ -59,8 +60,14 @@ class FaceSimilarityArcFace(Metric):
             det_thresh=self.params["det_thresh"],
         )
 
+    def frame_indices(self, num_frames: int) -> np.ndarray:
+        """The sampled frame indices (``params["frame_sampling"]``) of a clip of ``num_frames`` frames."""
+        return uniform_frame_indices(num_frames, self.params["num_frames"])
+
     def extract(self, media: DecodedMedia) -> Features:
-        indices, frames = media.sample_frames(self.params["num_frames"])
+        all_frames = media.require_video()
+        indices = self.frame_indices(len(all_frames))
+        frames = all_frames[indices]
         embeddings, missing, scores = [], [], []
         for index, frame in zip(indices.tolist(), frames):
             face = self._models.largest_face(frame)

@@ -54,16 +54,22 @@ class LipSyncSyncNet(Metric):
     digits = 2
     unit = "SyncNet embedding distance"
     paper_reference = "ID-LoRA Sec. 5.1 (lip sync, SyncNet), Tables 1-2"
-    requires = {"torch": "torch==2.13.0", "syncnet_python": "syncnet-python==0.2.3 (--no-deps)", "python_speech_features": "python-speech-features==0.6", "scenedetect": "scenedetect==0.6.7.1 (--no-deps)", "cv2": "opencv-python-headless"}
+    requires = {"torch": "torch==2.13.0", "syncnet_python": "syncnet-python==0.2.3 (--no-deps)",
+                "python_speech_features": "python-speech-features==0.6", "scenedetect": "scenedetect==0.6.7.1 (--no-deps)",
+                "cv2": "opencv-python-headless"}
 
     def _load(self, paths: dict[str, Path]) -> None:
         self._pipeline = SyncNetLSE.from_files(paths[SYNCNET_V2.name], paths[S3FD_FACE.name], PINNED, self.device)
+
+    def audio_16k(self, media: DecodedMedia) -> np.ndarray:
+        """The audio SyncNet hears: ``(N,)`` float32 mono at 16 kHz (channel mean, polyphase resampling)."""
+        return media.mono(PINNED.sample_rate_hz)
 
     def extract(self, media: DecodedMedia) -> Features:
         frames = media.require_video()
         if not media.fps:
             raise SampleFailure("decode_error", f"{media.path.name}: the video stream has no frame rate")
-        audio = media.mono(PINNED.sample_rate_hz)
+        audio = self.audio_16k(media)
         result = self._pipeline.score(frames, float(media.fps), audio, name=media.path.name)
         best = result.best
         return {

@@ -88,9 +88,13 @@ class SpeakerSimilarityWavLM(Metric):
         (checkpoint,) = self.weights
         self._model, self.load_report = load_wavlm_ecapa(paths[checkpoint.name], self.architecture, self.device)
 
+    def mono_16k(self, media: DecodedMedia) -> np.ndarray:
+        """The clip as ``(N,)`` float32 mono at 16 kHz (channel mean, polyphase resampling)."""
+        return media.mono(SAMPLE_RATE_HZ)
+
     def waveform(self, media: DecodedMedia) -> np.ndarray:
         """The 16 kHz mono waveform scored; raises ``no_speech`` for silent or too-short audio."""
-        wav = media.mono(SAMPLE_RATE_HZ)
+        wav = self.mono_16k(media)
         duration_s = len(wav) / SAMPLE_RATE_HZ
         if duration_s < self.params["min_duration_s"]:
             minimum = self.params["min_duration_s"]

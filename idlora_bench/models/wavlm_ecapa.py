@@ -22,7 +22,9 @@ Strict loading (:func:`load_wavlm_ecapa`): every other key must map to exactly o
 tensor of the model must be given, with equal shapes; otherwise :class:`CheckpointLayoutError` names the keys
 (in the checkpoint's own names) and nothing is loaded. No weights are ever left at their random initialisation.
 This is unlike UniSpeech's ``verification.py`` (``load_state_dict(..., strict=False)``) and unlike the ID-LoRA
-authors' code, which dropped the fine-tuned ``feature_extract.*`` tensors and fell back to a random head.
+authors' code, which never uses the fine-tuned ``feature_extract.*`` tensors (its backbone is the pre-trained hub
+WavLM-Large: :mod:`idlora_bench.models.wavlm_ecapa_authors`) and falls back to a random head only when the file
+is missing.
 
 The backbone
 ------------
