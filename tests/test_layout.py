@@ -10,12 +10,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "idlora_bench"
 # Which layers each layer may import (directly or lazily inside a function). The flow is one way:
-# core <- data, checkpoints, store <- report (result files only) ... models <- metrics; methods <- runner <- cli.
+# core <- data, checkpoints, store <- report (result files only) ... models <- metrics; methods <- runner <- cli;
+# selftest and curation sit beside the runner (they score media with metrics) and only the CLI imports them.
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "data": {"core"},
@@ -26,7 +26,10 @@ ALLOWED: dict[str, set[str]] = {
     "metrics": {"core", "data", "checkpoints", "models"},
     "methods": {"core", "data"},
     "runner": {"core", "data", "checkpoints", "store", "report", "models", "metrics", "methods"},
-    "cli": {"core", "data", "checkpoints", "store", "report", "models", "metrics", "methods", "runner"},
+    "selftest": {"core", "data", "checkpoints", "models", "metrics"},  # real-weight checks of a profile
+    "curation": {"core", "data", "checkpoints", "store", "models", "metrics"},  # build, import, check splits
+    "cli": {"core", "data", "checkpoints", "store", "report", "models", "metrics", "methods", "runner", "selftest",
+            "curation"},
     "compat": {"data"},  # idlora_bench/media.py and splits.py: import paths kept for this release
 }
 COMPAT_MODULES = {"idlora_bench.media", "idlora_bench.splits"}

@@ -192,16 +192,21 @@ def test_metrics_with_one_features_id_extract_once(synth_split: Path, tmp_path: 
     assert np.allclose(rows["audio_rms_db"], 20 * np.log10(rows["audio_rms"]))
 
 
-def test_missing_weights_fail_fast_naming_the_fix(synth_split: Path, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("profile", "pull"), [
+    ("standard", "bench models pull clap-htsat-unfused insightface-buffalo-l syncnet-v2 wavlm-ecapa-unispeech "
+                 "whisper-large-v3"),
+    ("paper", "bench models pull clap-htsat-unfused insightface-buffalo-l syncnet-v2 wavlm-ecapa-unispeech "
+              "wavlm-large whisper-large-v3-hf"),
+])
+def test_missing_weights_fail_fast_naming_the_fix(synth_split: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str], profile: str, pull: str) -> None:
     from idlora_bench.cli import main
 
     monkeypatch.setenv("IDLORA_BENCH_MODELS", str(tmp_path / "empty-store"))
     out = tmp_path / "never"
-    assert main(["run", "--method", "gt", "--split", "synth", "--profile", "paper", "--out", str(out)]) == 2
+    assert main(["run", "--method", "gt", "--split", "synth", "--profile", profile, "--out", str(out)]) == 2
     message = " ".join(capsys.readouterr().err.split())
-    assert "bench models pull clap-htsat-unfused insightface-buffalo-l syncnet-v2 wavlm-ecapa-unispeech whisper-large-v3" in message
+    assert pull in message
     assert "Nothing was generated or scored" in message and "bench models import DIR" in message
     assert not out.exists()
 

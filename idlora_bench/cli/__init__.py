@@ -6,38 +6,19 @@ import argparse
 import logging
 import math
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TransferSpeedColumn,
-)
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
+from idlora_bench.cli.console import console, err_console
+from idlora_bench.cli.console import progress as _progress
 from idlora_bench.core.errors import BenchError
 from idlora_bench.core.io import atomic_write_text
-
-console = Console(stderr=False, width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-
-
-def _progress(items: Iterable[Any], label: str, total: int) -> Iterable[Any]:
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=False) as progress:
-        task = progress.add_task(label, total=total)
-        for item in items:
-            yield item
-            progress.advance(task)
 
 
 def _fmt(value: float, digits: int = 3) -> str:
@@ -177,42 +158,6 @@ def cmd_table(args: argparse.Namespace) -> int:
         console.print(render.to_markdown(table))
     err_console.print("wrote " + ", ".join(str(p) for p in written))
     return 0
-
-
-def cmd_splits(args: argparse.Namespace) -> int:
-    from idlora_bench.data import splits
-
-    if args.action == "list":
-        table = Table(title="splits")
-        for column in ("name", "version", "media", "pairs", "speakers", "kinds"):
-            table.add_column(column, no_wrap=column == "name")
-        registry = splits.split_registry()
-        for name in registry.names():
-            card, _ = splits.load_card(name)
-            kinds = ", ".join(f"{k} {v}" for k, v in card.expected.kinds.items())
-            table.add_row(name, card.version, card.media, str(card.expected.pairs), str(card.expected.speakers),
-                          kinds)
-        console.print(table)
-        return 0
-    if not args.name:
-        raise BenchError(f"bench splits {args.action} needs a split name")
-    if args.action == "show":
-        card, directory = splits.load_card(args.name)
-        console.print(f"[bold]{card.name}[/] v{card.version} ({directory})")
-        for key, value in card.model_dump().items():
-            if key not in ("name", "version"):
-                console.print(f"[cyan]{key}[/]: {value}")
-        return 0
-    split = splits.load_split(args.name, args.data_root)
-    report = splits.validate_split(split, check_media=True, decode_media=args.decode)
-    if report.ok:
-        console.print(f"[green]split {args.name} is valid[/]: {report.counts}, every media file present with "
-                      f"matching sha256{' and decodable' if args.decode else ''}")
-        return 0
-    err_console.print(f"[red]split {args.name} is INVALID ({len(report.problems)} problem(s)):[/]")
-    for problem in report.problems:
-        err_console.print(f"  - {problem}")
-    return 1
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
@@ -398,12 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--allow-smoke", action="store_true", help="show smoke-configuration runs anyway")
     table.set_defaults(func=cmd_table)
 
-    splits_parser = sub.add_parser("splits", help="the split registry")
-    splits_parser.add_argument("action", choices=["list", "show", "validate"])
-    splits_parser.add_argument("name", nargs="?")
-    splits_parser.add_argument("--data-root", type=Path)
-    splits_parser.add_argument("--decode", action="store_true", help="validate: also decode every media file")
-    splits_parser.set_defaults(func=cmd_splits)
+    from idlora_bench.cli.splits import add_splits_parser
+
+    add_splits_parser(sub)
 
     methods_parser = sub.add_parser("methods", help="method adapters")
     methods_parser.add_argument("action", choices=["list"])
@@ -436,6 +378,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         err_console.print(f"[red]error:[/] {exc}")
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

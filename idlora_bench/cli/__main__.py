@@ -1,0 +1,7 @@
+"""``python -m idlora_bench.cli`` = ``bench``."""
+
+import sys
+
+from idlora_bench.cli import main
+
+sys.exit(main())
