@@ -70,3 +70,52 @@ def landmark_track(gaps: np.ndarray, face_height: float) -> np.ndarray:
         track[:, upper] = np.stack([np.full(len(gaps), x), np.full(len(gaps), 80.0)], axis=1)
         track[:, lower] = np.stack([np.full(len(gaps), x), 80.0 + gaps], axis=1)
     return track
+
+
+def make_raw_videos(out: Path, speakers: tuple[str, ...] = ("hopper", "collins"), fps: int = 30,
+                    sample_rate: int = 44_100) -> list[dict]:
+    """Raw 15 s talking videos (two per speaker) built from the demo clips, and the build-spec rows of the demo
+    pairs they cover.
+
+    Each video ``<speaker>-v<k>.mp4`` is reference (5 s) + target (4.84 s) + reference (5 s) + the target's first
+    0.16 s of the demo's video ``v<k>``, re-timed to ``fps`` (nearest frame) with stereo audio at ``sample_rate``, so
+    a build has to convert the frame rate. Spec rows: reference [0, 5) s, target from 5 s, texts of the demo pair.
+    """
+    from idlora_bench.data.media import decode, resample_audio
+    from idlora_bench.data.splits import load_split
+
+    out.mkdir(parents=True, exist_ok=True)
+    split = load_split("demo")
+    chosen = [p for p in split.pairs if p.speaker_id.removeprefix("spk-") in speakers]
+    parts: dict[str, dict[str, Path]] = {}
+    for pair in chosen:
+        for clip in (pair.reference, pair.target):
+            parts.setdefault(clip.source_video, {})[clip.clip_id.rsplit("-", 1)[1]] = split.media_path(clip)
+    for video, files in parts.items():
+        ref, tgt = decode(files["ref"]), decode(files["tgt"])
+        frames = np.concatenate([ref.frames, tgt.frames, ref.frames, tgt.frames[:4]])
+        pieces = [ref.audio[:, :round(5 * ref.sample_rate)], tgt.audio[:, :round(4.84 * tgt.sample_rate)],
+                  ref.audio[:, :round(5 * ref.sample_rate)], tgt.audio[:, :round(0.16 * tgt.sample_rate)]]
+        times = np.arange(int(round(len(frames) / FPS * fps))) / fps
+        retimed = frames[np.minimum(np.round(times * FPS).astype(int), len(frames) - 1)]
+        audio = resample_audio(np.repeat(np.concatenate(pieces, axis=1), 2, axis=0), ref.sample_rate, sample_rate)
+        write_mp4(out / f"{video}.mp4", retimed, fps, audio, sample_rate)
+    rows = []
+    for pair in chosen:
+        rows.append({"pair_id": pair.pair_id, "speaker_id": pair.speaker_id, "kind": pair.kind,
+                     "reference_video": f"{pair.reference.source_video}.mp4", "reference_start_s": 0.0,
+                     "reference_end_s": 5.0, "target_video": f"{pair.target.source_video}.mp4",
+                     "target_start_s": 5.0, "visual": pair.prompt_parts["visual"], "transcript": pair.transcript,
+                     "speaking_style": pair.speaking_style, "environment_sounds": pair.environment_sounds})
+    return rows
+
+
+def write_external_card(root: Path, name: str, pairs: int, speakers: int, kinds: dict[str, int]) -> Path:
+    """``root/<name>/card.yaml`` of an external split with the given expected counts."""
+    directory = root / name
+    directory.mkdir(parents=True, exist_ok=True)
+    card = {"name": name, "version": "0.1", "description": "built in a test", "source_dataset": "tests",
+            "protocol": "demo clips re-cut from raw videos", "media": "external",
+            "expected": {"pairs": pairs, "speakers": speakers, "kinds": kinds}, "licence": "as the demo split"}
+    (directory / "card.yaml").write_text(yaml.safe_dump(card))
+    return directory

@@ -1,0 +1,166 @@
+"""Splits from raw data: ``bench splits build`` from synthetic raw videos, and the hygiene report flagging planted
+problems by pair id while a clean split passes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from idlora_bench.cli import main
+from idlora_bench.core.errors import ValidationError
+from idlora_bench.core.io import file_sha256
+from idlora_bench.curation.build import build_split
+from idlora_bench.curation.check import check_split
+from idlora_bench.curation.training_list import load_training_list
+from idlora_bench.data.media import decode, probe, write_mp4
+from idlora_bench.data.splits import load_split
+from synthetic import make_raw_videos, write_external_card
+
+NAME = "raw-built"
+KINDS = {"same-video": 4, "cross-video": 4}
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Raw 15 s videos (2 speakers x 2 videos, 30 fps, 44.1 kHz stereo), their spec, a card, and one build."""
+    root = tmp_path_factory.mktemp("raw")
+    rows = make_raw_videos(root / "videos")
+    spec = root / "spec.jsonl"
+    spec.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_external_card(root / "cards", NAME, pairs=8, speakers=2, kinds=KINDS)
+    return {"root": root, "rows": rows, "spec": spec, "cards": root / "cards", "data": root / "data"}
+
+
+@pytest.fixture
+def registered(raw: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
+    monkeypatch.setenv("IDLORA_BENCH_SPLITS", str(raw["cards"]))
+    return raw
+
+
+@pytest.fixture(scope="module")
+def built(raw: dict) -> Path:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IDLORA_BENCH_SPLITS", str(raw["cards"]))
+        build_split(NAME, raw["spec"], raw["root"] / "videos", raw["data"], trim_silence_dbfs=-40)
+    return raw["data"] / NAME
+
+
+def test_raw_videos_are_15_s_at_30_fps(raw: dict) -> None:
+    info = probe(raw["root"] / "videos" / "hopper-v1.mp4")
+    assert info.video_duration_s == pytest.approx(15.0, abs=0.04)
+    media = decode(raw["root"] / "videos" / "hopper-v1.mp4")
+    assert media.fps == 30 and media.sample_rate == 44_100 and media.audio.shape[0] == 2
+
+
+def test_build_writes_a_split_that_validates_and_scores(registered: dict, built: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["splits", "validate", NAME, "--data-root", str(registered["data"]), "--decode"]) == 0
+    split = load_split(NAME, registered["data"])
+    assert len(split.pairs) == 8
+    for pair in split.pairs:
+        target = decode(split.media_path(pair.target))
+        assert target.num_frames == 121 and target.fps == 25.0
+        assert target.sample_rate == 44_100 and target.audio.shape[0] == 2  # native rate and channels kept
+        assert pair.target.start_s == 5.0 and pair.target.duration_s == pytest.approx(4.84)
+    build = json.loads((built / "build.json").read_text())
+    assert build["trim_silence_dbfs"] == -40 and build["spec_sha256"] == file_sha256(registered["spec"])
+    assert {c["source_fps"] for c in build["clips"].values()} == {30.0}
+    trimmed = split.pairs[0].reference  # the demo voices start after a short pause: trimmed and recorded
+    assert trimmed.start_s > 0.0 and trimmed.duration_s < 5.0
+    runs = tmp_path / "runs"
+    assert main(["run", "--method", "gt", "--split", NAME, "--data-root", str(registered["data"]), "--profile",
+                 "fake", "--runs-root", str(runs)]) == 0
+    rows = [json.loads(line) for line in (runs / NAME / "gt-seed0" / "results-fake.jsonl").read_text().splitlines()]
+    assert len(rows) == 16 and all(row["status"] == "ok" for row in rows)
+
+
+def _csv_spec(rows: list[dict], path: Path) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_an_overlapping_same_video_line_is_refused_by_line_number(registered: dict, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [dict(r) for r in registered["rows"]]
+    same = next(i for i, r in enumerate(rows) if r["kind"] == "same-video")
+    rows[same]["reference_end_s"] = 6.0  # [0, 6) overlaps the target [5, 9.84)
+    spec = _csv_spec(rows, tmp_path / "spec.csv")
+    assert main(["splits", "build", NAME, "--spec", str(spec), "--videos", str(registered["root"] / "videos"),
+                 "--out", str(tmp_path / "data")]) == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert f"spec.csv line {same + 2}:" in message and "overlaps target [5.0, 9.84) s of the same video" in message
+    assert not (tmp_path / "data" / NAME).exists()
+
+
+def test_a_missing_video_and_a_short_source_name_the_line_and_leave_nothing(registered: dict, tmp_path: Path) -> None:
+    rows = [dict(r) for r in registered["rows"]]
+    rows[3]["target_video"] = "nowhere.mp4"
+    rows[3]["kind"] = "cross-video"
+    spec = _csv_spec(rows, tmp_path / "spec.csv")
+    with pytest.raises(ValidationError, match=r"spec.csv line 5: field 'target_video': .*nowhere.mp4 does not exist"):
+        build_split(NAME, spec, registered["root"] / "videos", tmp_path / "data")
+    rows = [dict(r) for r in registered["rows"]]
+    rows[1]["target_start_s"] = 12.0  # 12 + 4.84 > 15 s
+    spec = _csv_spec(rows, tmp_path / "late.csv")
+    with pytest.raises(ValidationError, match=r"late.csv line 3: .* has no frames for \[12.000, 16.840\)"):
+        build_split(NAME, spec, registered["root"] / "videos", tmp_path / "data")
+    assert not any((tmp_path / "data").iterdir())  # the staging folder is gone too
+
+
+def test_the_built_split_is_clean(registered: dict, built: Path) -> None:
+    report = check_split(load_split(NAME, registered["data"]))
+    assert report.ok, report.to_markdown()
+    assert len(report.pairs) == 8 and all(row["speaker_similarity"] > 0.65 for row in report.pairs.values())
+
+
+def _planted(registered: dict, built: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the built split with a duplicate, a silent reference and a faceless target planted."""
+    root = tmp_path / "planted"
+    shutil.copytree(built, root / NAME)
+    pairs = [json.loads(line) for line in (root / NAME / "pairs.jsonl").read_text().splitlines()]
+    clips = root / NAME / "clips"
+    # duplicate: pair 1's target re-used under another clip id by pair 3 (same bytes)
+    dup = dict(pairs[1]["target"], clip_id="copy-tgt", path="clips/copy-tgt.mp4",
+               source_video=pairs[3]["target"]["source_video"])  # the source ids stay: the kinds stay valid
+    shutil.copyfile(clips / Path(pairs[1]["target"]["path"]).name, clips / "copy-tgt.mp4")
+    pairs[3] = dict(pairs[3], target=dup)
+    # silent: pair 5's reference audio replaced by digital silence
+    ref = decode(root / NAME / pairs[5]["reference"]["path"])
+    write_mp4(clips / "silent-ref.mp4", ref.frames, ref.fps, np.zeros_like(ref.audio), ref.sample_rate)
+    pairs[5] = dict(pairs[5], reference=dict(pairs[5]["reference"], clip_id="silent-ref", path="clips/silent-ref.mp4",
+                                              sha256=file_sha256(clips / "silent-ref.mp4")))
+    # faceless: pair 6's target frames replaced by noise
+    tgt = decode(root / NAME / pairs[6]["target"]["path"])
+    noise = np.random.default_rng(0).integers(0, 256, tgt.frames.shape, dtype=np.uint8)
+    write_mp4(clips / "noise-tgt.mp4", noise, tgt.fps, tgt.audio, tgt.sample_rate)
+    pairs[6] = dict(pairs[6], target=dict(pairs[6]["target"], clip_id="noise-tgt", path="clips/noise-tgt.mp4",
+                                           sha256=file_sha256(clips / "noise-tgt.mp4")))
+    (root / NAME / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    return root, {"duplicate": pairs[3]["pair_id"], "silent": pairs[5]["pair_id"], "faceless": pairs[6]["pair_id"]}
+
+
+def test_check_flags_a_planted_leak_duplicate_silent_and_faceless_clip_by_pair(
+        registered: dict, built: Path, tmp_path: Path) -> None:
+    root, planted = _planted(registered, built, tmp_path)
+    split = load_split(NAME, root)
+    target_video = split.pairs[0].target.source_video
+    train = tmp_path / "metadata.jsonl"  # the authors' training metadata shape: one JSON object per line
+    train.write_text(json.dumps({"video_path": f"videos/{target_video}.mp4", "caption": "..."}) + "\n"
+                     + json.dumps({"video_path": "videos/unrelated.mp4", "caption": "..."}) + "\n")
+    report = check_split(split, training=load_training_list(train))
+    leaked = {p.pair_id for p in split.pairs if target_video in (p.target.source_video, p.reference.source_video)}
+    assert report.flagged("leakage") == leaked and split.pairs[0].pair_id in leaked
+    assert planted["duplicate"] in report.flagged("duplicate") | report.flagged("near_duplicate")
+    assert planted["silent"] in report.flagged("no_speech")
+    assert planted["faceless"] in report.flagged("face")
+    out = tmp_path / "report"
+    md, js = report.write(out)
+    assert planted["faceless"] in md.read_text() and json.loads(js.read_text())["ok"] is False
