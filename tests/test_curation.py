@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import make_raw_videos, write_external_card
 
 from idlora_bench.cli import main
 from idlora_bench.core.errors import ValidationError
@@ -19,7 +20,6 @@ from idlora_bench.curation.check import check_split
 from idlora_bench.curation.training_list import load_training_list
 from idlora_bench.data.media import decode, probe, write_mp4
 from idlora_bench.data.splits import load_split
-from synthetic import make_raw_videos, write_external_card
 
 NAME = "raw-built"
 KINDS = {"same-video": 4, "cross-video": 4}
@@ -164,3 +164,44 @@ def test_check_flags_a_planted_leak_duplicate_silent_and_faceless_clip_by_pair(
     out = tmp_path / "report"
     md, js = report.write(out)
     assert planted["faceless"] in md.read_text() and json.loads(js.read_text())["ok"] is False
+
+
+def test_identity_mismatch_probe_pairs_one_voice_with_another_face(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "probes"
+    assert main(["splits", "probe", "identity-mismatch", "--from", "demo", "--out", str(out)]) == 0
+    monkeypatch.setenv("IDLORA_BENCH_SPLITS", str(out))
+    probe = load_split("demo-identity-mismatch")
+    demo = {p.pair_id: p for p in load_split("demo").pairs}
+    assert len(probe.pairs) == 16 and probe.card.expected.kinds == {"cross-video": 16}
+    assert "follows the voice reference" in probe.card.protocol and "speaker_similarity" in probe.card.protocol
+    for pair in probe.pairs:
+        source = demo[pair.pair_id.split("-x-")[0]]
+        assert pair.reference.sha256 == source.reference.sha256 and pair.transcript == source.transcript
+        face_owner = pair.pair_id.split("-x-")[1]
+        assert face_owner != source.speaker_id
+        composite = decode(probe.media_path(pair.target))
+        voice = decode(load_split("demo").media_path(source.target))
+        n = min(composite.audio.shape[1], voice.audio.shape[1]) - 2048
+        # the composite's audio is the source target's (AAC re-encoded), its frames another speaker's
+        assert np.corrcoef(composite.audio[0, 1024:n], voice.audio[0, 1024:n])[0, 1] > 0.9
+    assert main(["splits", "validate", "demo-identity-mismatch", "--decode"]) == 0
+
+
+def test_quiet_to_noisy_probe_keeps_the_pairs_with_a_quiet_reference_and_an_eventful_target(tmp_path: Path,
+                                                                                        monkeypatch: pytest.MonkeyPatch
+                                                                                        ) -> None:
+    from idlora_bench.curation.probes import build_probe, floor_dbfs
+
+    demo = load_split("demo")
+    folder = build_probe("quiet-to-noisy", demo, tmp_path)
+    monkeypatch.setenv("IDLORA_BENCH_SPLITS", str(tmp_path))
+    probe = load_split(folder.name)
+    kept = {p.pair_id for p in probe.pairs}
+    for pair in demo.pairs:
+        reference, target = floor_dbfs(demo.media_path(pair.reference)), floor_dbfs(demo.media_path(pair.target))
+        expected = reference < -50 and target >= reference + 10 and "none" not in pair.environment_sounds.lower()
+        assert (pair.pair_id in kept) == expected, (pair.pair_id, reference, target)
+    assert 0 < len(kept) < len(demo.pairs) and "quiet_reference_dbfs" in probe.card.protocol
+    with pytest.raises(ValidationError, match="no pair of 'demo' qualifies"):
+        build_probe("quiet-to-noisy", demo, tmp_path / "strict", quiet_dbfs=-300.0)

@@ -76,11 +76,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    from idlora_bench.curation.probes import build_probe
+    from idlora_bench.data import splits
+
+    folder = build_probe(args.kind, splits.load_split(args.source, args.data_root), args.out,
+                         quiet_dbfs=args.quiet_dbfs, noisy_margin_db=args.noisy_margin_db)
+    card = splits.load_yaml_model(splits.SplitCard, folder / "card.yaml")
+    console.print(f"[green]probe {card.name}[/]: {card.expected.pairs} pairs in {folder}; register it with "
+                  f"IDLORA_BENCH_SPLITS={Path(args.out).resolve()}")
+    console.print(f"[cyan]protocol[/]: {card.protocol}")
+    return 0
+
+
 ACTIONS = {"list": cmd_list, "show": cmd_show, "validate": cmd_validate, "build": cmd_build, "check": cmd_check}
 
 
 def add_splits_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("splits", help="the split registry: list, show, validate, build, check")
+    parser = sub.add_parser("splits", help="the split registry: list, show, validate, build, check, probe")
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="every registered split").set_defaults(func=cmd_list)
     show = actions.add_parser("show", help="a split's card")
@@ -109,3 +122,12 @@ def add_splits_parser(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--face-threshold", type=float, default=0.82, help="dlib face similarity floor")
     check.add_argument("--out", default=".", help="folder for hygiene-<split>.md/.json (default: here)")
     check.set_defaults(func=cmd_check)
+    probe = actions.add_parser("probe", help="derive a probe split (identity-mismatch, quiet-to-noisy) from a split")
+    probe.add_argument("kind", choices=["identity-mismatch", "quiet-to-noisy"])
+    probe.add_argument("--from", dest="source", required=True, help="the split to derive it from")
+    probe.add_argument("--data-root", type=Path, help="media root of the source split if external")
+    probe.add_argument("--out", type=Path, required=True, help="folder for <source>-<kind>/ (card, pairs, media)")
+    probe.add_argument("--quiet-dbfs", type=float, default=-50.0, help="quiet-to-noisy: reference floor below this")
+    probe.add_argument("--noisy-margin-db", type=float, default=10.0,
+                       help="quiet-to-noisy: target floor at least this much above the reference's")
+    probe.set_defaults(func=cmd_probe)
