@@ -15,6 +15,7 @@ from synthetic import make_raw_videos, write_external_card
 from idlora_bench.cli import main
 from idlora_bench.core.errors import ValidationError
 from idlora_bench.core.io import file_sha256
+from idlora_bench.core.types import Pair
 from idlora_bench.curation.build import build_split
 from idlora_bench.curation.check import check_split
 from idlora_bench.curation.training_list import load_training_list
@@ -205,3 +206,65 @@ def test_quiet_to_noisy_probe_keeps_the_pairs_with_a_quiet_reference_and_an_even
     assert 0 < len(kept) < len(demo.pairs) and "quiet_reference_dbfs" in probe.card.protocol
     with pytest.raises(ValidationError, match="no pair of 'demo' qualifies"):
         build_probe("quiet-to-noisy", demo, tmp_path / "strict", quiet_dbfs=-300.0)
+
+
+def _release(tmp_path: Path) -> tuple[Path, dict[str, Pair]]:
+    """A folder in the authors' evaluation layout made from the demo split: references/, targets/, captions.jsonl."""
+    demo = load_split("demo")
+    root = tmp_path / "release"
+    for role in ("references", "targets"):
+        (root / role).mkdir(parents=True)
+    records = []
+    for index, pair in enumerate(demo.pairs):
+        shutil.copyfile(demo.media_path(pair.reference), root / "references" / f"{pair.pair_id}.mp4")
+        shutil.copyfile(demo.media_path(pair.target), root / "targets" / f"{pair.pair_id}.mp4")
+        visual = pair.prompt_parts["visual"]
+        if index % 2:  # the older separate tags
+            caption = (f"[VISUAL]: {visual}\n[SPEECH]: {pair.transcript}\n[SPEAKING_STYLE]: {pair.speaking_style}\n"
+                       f"[ENVIRONMENT_SOUNDS]: {pair.environment_sounds}\n[TEXT]: none")
+        else:
+            caption = f"[VISUAL]: {visual}\n[SPEECH]: {pair.transcript}\n[SOUNDS]: {pair.prompt_parts['sounds']}"
+        records.append({"file_name": f"{pair.pair_id}.mp4", "caption": caption, "speaker_id": pair.speaker_id,
+                        "kind": pair.kind, "reference_source_video": pair.reference.source_video,
+                        "target_source_video": pair.target.source_video})
+    (root / "captions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return root, {p.pair_id: p for p in demo.pairs}
+
+
+def test_import_of_the_release_layout_round_trips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    release, demo = _release(tmp_path)
+    write_external_card(tmp_path / "cards", "imported", pairs=16, speakers=4, kinds={"same-video": 8, "cross-video": 8})
+    monkeypatch.setenv("IDLORA_BENCH_SPLITS", str(tmp_path / "cards"))
+    assert main(["splits", "import", "imported", "--from", str(release), "--out", str(tmp_path / "data")]) == 0
+    assert "only [SOUNDS]" in capsys.readouterr().err  # said, not hidden
+    assert main(["splits", "validate", "imported", "--data-root", str(tmp_path / "data"), "--decode"]) == 0
+    imported = load_split("imported", tmp_path / "data")
+    for pair in imported.pairs:
+        source = demo[pair.pair_id]
+        assert (pair.speaker_id, pair.kind, pair.transcript) == (source.speaker_id, source.kind, source.transcript)
+        assert pair.reference.sha256 == source.reference.sha256 and pair.target.sha256 == source.target.sha256
+        assert pair.prompt_parts["visual"] == source.prompt_parts["visual"]
+        if "[SPEAKING_STYLE]" in (release / "captions.jsonl").read_text().splitlines()[int(pair.pair_id[-2:])]:
+            assert (pair.speaking_style, pair.environment_sounds) == (source.speaking_style, source.environment_sounds)
+        else:
+            assert pair.speaking_style == pair.environment_sounds == source.prompt_parts["sounds"]
+
+
+def test_import_refuses_an_unmatched_file_by_name_and_writes_nothing(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from idlora_bench.curation.importer import import_release
+
+    release, _ = _release(tmp_path)
+    shutil.copyfile(release / "targets" / "demo-00.mp4", release / "targets" / "stray-07.mp4")
+    (release / "references" / "demo-03.mp4").unlink()
+    write_external_card(tmp_path / "cards", "imported", pairs=16, speakers=4, kinds={"same-video": 8, "cross-video": 8})
+    monkeypatch.setenv("IDLORA_BENCH_SPLITS", str(tmp_path / "cards"))
+    with pytest.raises(ValidationError) as error:
+        import_release("imported", release, tmp_path / "data")
+    message = str(error.value)
+    assert "targets/stray-07.mp4: no reference stray-07.* in references/" in message
+    assert "targets/demo-03.mp4: no reference demo-03.* in references/" in message
+    assert "captions.jsonl: caption for 'demo-03' matches no file" in message
+    assert "3 file(s) cannot be matched, nothing written" in message
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())

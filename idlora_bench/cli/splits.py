@@ -76,6 +76,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from idlora_bench.curation.importer import import_release
+
+    result = import_release(args.name, args.source, args.out, captions=args.captions, speaker_regex=args.speaker_regex,
+                            kind=args.kind, overwrite=args.overwrite)
+    console.print(f"[green]imported {args.name}[/]: {result.pairs} pairs in {result.directory} (validated against "
+                  "the card)")
+    for note in result.notes:
+        err_console.print(f"  note: {note}")
+    return 0
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
     from idlora_bench.curation.probes import build_probe
     from idlora_bench.data import splits
@@ -93,7 +105,7 @@ ACTIONS = {"list": cmd_list, "show": cmd_show, "validate": cmd_validate, "build"
 
 
 def add_splits_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("splits", help="the split registry: list, show, validate, build, check, probe")
+    parser = sub.add_parser("splits", help="the split registry: list, show, validate, build, import, check, probe")
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="every registered split").set_defaults(func=cmd_list)
     show = actions.add_parser("show", help="a split's card")
@@ -114,6 +126,16 @@ def add_splits_parser(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--crf", type=int, default=18, help="H.264 CRF of the written clips (default 18)")
     build.add_argument("--overwrite", action="store_true", help="replace DATA_ROOT/NAME if it exists")
     build.set_defaults(func=cmd_build)
+    importer = actions.add_parser("import", help="import the authors' evaluation layout (references/, targets/)")
+    importer.add_argument("name", help="a registered split (its card gives the expected counts)")
+    importer.add_argument("--from", dest="source", type=Path, required=True, help="folder with references/, targets/")
+    importer.add_argument("--out", type=Path, required=True, help="DATA_ROOT: the split is written to DATA_ROOT/NAME")
+    importer.add_argument("--captions", type=Path, help="captions file (default: the one .jsonl/.json/.csv there)")
+    importer.add_argument("--speaker-regex", help="regex with a (?P<speaker>...) group applied to each file stem")
+    importer.add_argument("--kind", choices=["same-video", "cross-video"], help="kind of every pair (default: "
+                          "the captions' kind field)")
+    importer.add_argument("--overwrite", action="store_true", help="replace DATA_ROOT/NAME if it exists")
+    importer.set_defaults(func=cmd_import)
     check = actions.add_parser("check", help="hygiene report: leakage, duplicates, media, identity, captions")
     check.add_argument("name")
     check.add_argument("--data-root", type=Path)

@@ -138,6 +138,7 @@ class MediaInfo:
 
     video_duration_s: float
     audio_duration_s: float
+    fps: float | None = None  # the video stream's average frame rate, when there is one
 
     @property
     def duration_s(self) -> float:
@@ -163,9 +164,10 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             overall = float(container.duration / av.time_base) if container.duration else 0.0
             video = next((_stream_duration_s(s, overall) for s in container.streams.video), 0.0)
             audio = next((_stream_duration_s(s, overall) for s in container.streams.audio), 0.0)
+            rate = next((s.average_rate for s in container.streams.video if s.average_rate), None)
     except (av.error.FFmpegError, ValueError) as exc:
         raise MediaError(path, f"cannot be opened ({exc})") from None
-    return MediaInfo(video, audio)
+    return MediaInfo(video, audio, float(rate) if rate else None)
 
 
 def decode(
