@@ -1,7 +1,7 @@
 """Paper-profile face metrics (insightface buffalo_l): ArcFace face similarity and 1k3d68 lip motion.
 
 The real buffalo_l files cannot be downloaded here, so every test builds TINY ONNX graphs in the real
-files' input/output format with ``onnx.helper``; insightface's ``model_zoo.get_model`` routes them to its
+files' input/output format with ``onnx.helper`` (builders in ``tiny_weights.py``); insightface's ``model_zoo.get_model`` routes them to its
 own SCRFD / ArcFaceONNX / Landmark classes, so its real pre/post-processing runs. They go through the
 real loading path: weights cards (monkeypatched to the tiny files' sha256) -> ``metric.load()`` ->
 signature checks -> insightface.
@@ -18,14 +18,20 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from conftest import assert_cache_round_trip, constructed_media, make_pair
-from onnx import TensorProto, helper, numpy_helper
 from synthetic import landmark_track
+from tiny_weights import (
+    ARCFACE_DST,
+    LANDMARK_BIAS,
+    broken_landmark,
+    install_tiny_buffalo,
+    tiny_arcface,
+    tiny_landmark,
+    tiny_scrfd,
+)
 
 from idlora_bench.core.errors import SampleFailure, WeightsError
-from idlora_bench.core.io import file_sha256
 from idlora_bench.metrics.face_similarity_arcface import FaceSimilarityArcFace
 from idlora_bench.metrics.lip_motion_insightface import LipMotionInsightFace
 from idlora_bench.metrics.similarity import cosine_similarity, mean_then_normalise
@@ -39,131 +45,7 @@ from idlora_bench.models.insightface_onnx import (
     onnx_providers,
 )
 
-ARCFACE_DST = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]])
-RED_FOR_STRIDE = {8: 64, 16: 160, 32: 255}
-LANDMARK_BIAS = np.random.default_rng(7).uniform(-0.8, 0.8, (68, 3))
-
-
-# ============================================================================ tiny graphs in the real formats
-def _f32(name: str, value: object) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.asarray(value, np.float32), name)
-
-
-def _i64(name: str, value: list[int]) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.asarray(value, np.int64), name)
-
-
-def _save(nodes: list, inputs: list, outputs: list, inits: list, name: str) -> bytes:
-    model = helper.make_model(helper.make_graph(nodes, name, inputs, outputs, inits),
-                              opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
-
-
-def tiny_scrfd(with_kps: bool = True, spatial: tuple[object, object] = ("?", "?"), k: float = 4.0) -> bytes:
-    """det_10g format: input [1,3,?,?]; 9 outputs (scores/boxes/keypoints for strides 8, 16, 32, 2 anchors).
-
-    Score per cell = relu(1 - k |avg_pool_s(red) - c_s|), c_s the normalised red of a stride-s face; box
-    distances (0, 0, 1, 1) and keypoint distances (ArcFace template / 112) in stride units.
-    """
-    nodes = [helper.make_node("Slice", ["input.1", "c0", "c1", "c1"], ["red"], name="slice_red")]
-    inits = [_f32("one", 1.0), _f32("zero", 0.0), _f32("k", k), _i64("c0", [0]), _i64("c1", [1]), _i64("col", [-1, 1])]
-    scores, boxes, points = [], [], []
-    for s in (8, 16, 32):
-        inits += [_f32(f"c{s}", (RED_FOR_STRIDE[s] - 127.5) / 128.0), _f32(f"box{s}", [[0, 0, 1, 1]]),
-                  _f32(f"kps{s}", [(ARCFACE_DST / 112.0).ravel()])]
-        nodes += [
-            helper.make_node("AveragePool", ["red"], [f"p{s}"], kernel_shape=[s, s], strides=[s, s], name=f"pool{s}"),
-            helper.make_node("Sub", [f"p{s}", f"c{s}"], [f"d{s}"], name=f"diff{s}"),
-            helper.make_node("Abs", [f"d{s}"], [f"a{s}"], name=f"abs{s}"),
-            helper.make_node("Mul", [f"a{s}", "k"], [f"m{s}"], name=f"sharpen{s}"),
-            helper.make_node("Sub", ["one", f"m{s}"], [f"q{s}"], name=f"flip{s}"),
-            helper.make_node("Relu", [f"q{s}"], [f"r{s}"], name=f"relu{s}"),
-            helper.make_node("Reshape", [f"r{s}", "col"], [f"f{s}"], name=f"cells{s}"),
-            helper.make_node("Concat", [f"f{s}", f"f{s}"], [f"pair{s}"], axis=1, name=f"anchors{s}"),
-            helper.make_node("Reshape", [f"pair{s}", "col"], [f"score{s}"], name=f"scores{s}"),
-            helper.make_node("Mul", [f"score{s}", "zero"], [f"z{s}"], name=f"zeros{s}"),
-            helper.make_node("Add", [f"z{s}", f"box{s}"], [f"bbox{s}"], name=f"boxes{s}"),
-            helper.make_node("Add", [f"z{s}", f"kps{s}"], [f"kpsout{s}"], name=f"keypoints{s}"),
-        ]
-        scores.append(helper.make_tensor_value_info(f"score{s}", TensorProto.FLOAT, [f"n{s}", 1]))
-        boxes.append(helper.make_tensor_value_info(f"bbox{s}", TensorProto.FLOAT, [f"n{s}", 4]))
-        points.append(helper.make_tensor_value_info(f"kpsout{s}", TensorProto.FLOAT, [f"n{s}", 10]))
-    image = helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, *spatial])
-    return _save(nodes, [image], scores + boxes + (points if with_kps else []), inits, "tiny_scrfd")
-
-
-def tiny_arcface(dim: int = 512, extra_input: bool = False, size: int = 112) -> bytes:
-    """w600k_r50 format: [N,3,112,112] -> [N,512]. Dims 0-2 = per-channel means of the network input (R, G, B
-    after insightface's swap; (x - 127.5) / 127.5), the rest a fixed random projection of a pooled crop."""
-    rng = np.random.default_rng(0)
-    cells = (size // 16) ** 2 * 3
-    nodes = [
-        helper.make_node("ReduceMean", ["input.1"], ["means"], axes=[2, 3], keepdims=0, name="channel_means"),
-        helper.make_node("AveragePool", ["input.1"], ["pooled"], kernel_shape=[16, 16], strides=[16, 16], name="pool"),
-        helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten"),
-        helper.make_node("MatMul", ["flat", "proj"], ["projected"], name="projection"),
-        helper.make_node("Concat", ["means", "projected"], ["683"], axis=1, name="embedding"),
-    ]
-    inits = [_f32("proj", rng.normal(0, 0.1, (cells, dim - 3)))]
-    inputs = [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["None", 3, size, size])]
-    if extra_input:
-        inputs.append(helper.make_tensor_value_info("extra", TensorProto.FLOAT, ["None", 1]))
-    output = helper.make_tensor_value_info("683", TensorProto.FLOAT, ["None", dim])
-    return _save(nodes, inputs, [output], inits, "tiny_arcface")
-
-
-def tiny_landmark(points: int = 3309, mxnet_normalisation: bool = True) -> bytes:
-    """1k3d68 format: raw-pixel [N,3,192,192] -> [N,3309]. Like the real (mxnet-exported) file it normalises
-    inside the graph (nodes ``_minus0``/``_mul0``, so insightface feeds raw pixels). The last 68 x 3 outputs
-    are the constant ``LANDMARK_BIAS``; the others a random projection of the input."""
-    rng = np.random.default_rng(1)
-    weights = rng.normal(0, 0.01, (108, points))
-    bias = rng.normal(0, 0.1, points)
-    if points == 3309:
-        weights[:, -204:] = 0.0
-        bias[-204:] = LANDMARK_BIAS.ravel()
-    first = "_minus0" if mxnet_normalisation else "centre"
-    second = "_mul0" if mxnet_normalisation else "scale"
-    nodes = [
-        helper.make_node("Sub", ["data", "mean"], ["centred"], name=first),
-        helper.make_node("Mul", ["centred", "inv_std"], ["normed"], name=second),
-        helper.make_node("AveragePool", ["normed"], ["pooled"], kernel_shape=[32, 32], strides=[32, 32], name="pool"),
-        helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten"),
-        helper.make_node("MatMul", ["flat", "w"], ["projected"], name="fc"),
-        helper.make_node("Add", ["projected", "b"], ["fc1"], name="fc_bias"),
-    ]
-    inits = [_f32("mean", 127.5), _f32("inv_std", 1 / 128), _f32("w", weights), _f32("b", bias)]
-    image = helper.make_tensor_value_info("data", TensorProto.FLOAT, ["None", 3, 192, 192])
-    output = helper.make_tensor_value_info("fc1", TensorProto.FLOAT, ["None", points])
-    return _save(nodes, [image], [output], inits, "tiny_1k3d68")
-
-
-def broken_landmark() -> bytes:
-    """A 1k3d68-shaped file with the right signature whose graph onnxruntime cannot build (unknown op)."""
-    model = onnx.load_from_string(tiny_landmark())
-    next(node for node in model.graph.node if node.name == "fc").op_type = "NoSuchOp"
-    return model.SerializeToString()
-
-
-GOOD = {DET_10G.file: tiny_scrfd, W600K_R50.file: tiny_arcface, LANDMARK_1K3D68.file: tiny_landmark}
-
-
-# ============================================================================ store and cards
-def _install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replace: dict[str, bytes] | None = None) -> Path:
-    """Write the tiny files (optionally some replaced) into a fresh store and point the metrics' cards at them."""
-    store = tmp_path / "models"
-    folder = store / DET_10G.model
-    folder.mkdir(parents=True, exist_ok=True)
-    monkeypatch.setenv("IDLORA_BENCH_MODELS", str(store))
-    cards = {}
-    for card in (DET_10G, W600K_R50, LANDMARK_1K3D68):
-        path = folder / card.file
-        path.write_bytes((replace or {}).get(card.file) or GOOD[card.file]())
-        cards[card.file] = dataclasses.replace(card, sha256=file_sha256(path))
-    monkeypatch.setattr(FaceSimilarityArcFace, "weights", (cards[DET_10G.file], cards[W600K_R50.file]))
-    monkeypatch.setattr(LipMotionInsightFace, "weights", (cards[DET_10G.file], cards[LANDMARK_1K3D68.file]))
-    return folder
+_install = install_tiny_buffalo  # the tiny files in a fresh store, the metrics' cards pointed at them
 
 
 @pytest.fixture

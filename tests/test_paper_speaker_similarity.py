@@ -3,7 +3,7 @@
 No real weights can be downloaded here, so every test writes TINY RANDOM checkpoints in the real UniSpeech format
 (``{"model": state_dict, "best_valid_eer": x}``, backbone under ``feature_extract.model.*`` in s3prl's WavLM names,
 head under UniSpeech's names, plus the training-only ``loss_calculator.projection.weight``) and loads them through
-the real code (``load_wavlm_ecapa`` and ``SpeakerSimilarityWavLM.load()``).
+the real code (``load_wavlm_ecapa`` and ``SpeakerSimilarityWavLM.load()``); the builders live in ``tiny_weights.py``.
 
 References: s3prl 0.4.18's own ``WavLM`` and its ``UpstreamExpert`` (the module UniSpeech wraps:
 ``torch.hub.load("s3prl/s3prl", "wavlm_large")`` -> ``UpstreamExpert``, whose ``hidden_states`` come from forward
@@ -14,7 +14,6 @@ hooks on the encoder layers), and a functional re-derivation of UniSpeech's ``EC
 from __future__ import annotations
 
 import argparse
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,11 +22,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import assert_cache_round_trip, constructed_media, make_pair
+from tiny_weights import LAYERS, TINY, install_tiny_wavlm, s3prl_wavlm, write_tiny_unispeech
 
-from idlora_bench.checkpoints.weights import WeightsFile
 from idlora_bench.core.errors import SampleFailure, WeightsError
 from idlora_bench.metrics.speaker_similarity_wavlm_ecapa import (
-    CHECKPOINT,
     SpeakerSimilarityWavLM,
 )
 from idlora_bench.models.wavlm_ecapa import (
@@ -36,10 +34,8 @@ from idlora_bench.models.wavlm_ecapa import (
     WAVLM_ECAPA_LARGE,
     WAVLM_LARGE_CONFIG,
     CheckpointLayoutError,
-    EcapaHeadConfig,
     EcapaTdnnHead,
     WavLMEcapa,
-    WavLMEcapaConfig,
     checkpoint_key_to_module_key,
     load_wavlm_ecapa,
     module_key_to_checkpoint_key,
@@ -53,97 +49,13 @@ pytestmark = [
 ]
 
 RATE = 16_000
-LAYERS = 2
-TRAINING_CLASSES = 7  # the real file has 5994 (VoxCeleb2 speakers); the size is irrelevant, the key is not
-
-# Tiny WavLM with every non-size setting of WavLM-Large: layer-norm CNN extractor without conv bias, pre-LN
-# transformer, gated relative position bias (320/800 scaled down to 32/64 so the log buckets and the clamp at
-# max_distance are both reached by ~400 frames), even conv_pos (SamePad drops one step), normalize=True.
-S3PRL_TINY_CFG = {
-    "extractor_mode": "layer_norm",
-    "encoder_layers": LAYERS,
-    "encoder_embed_dim": 32,
-    "encoder_ffn_embed_dim": 64,
-    "encoder_attention_heads": 2,
-    "activation_fn": "gelu",
-    "layer_norm_first": True,
-    "conv_feature_layers": "[(16,10,5)] + [(16,3,2)] * 2 + [(16,2,2)]",
-    "conv_bias": False,
-    "conv_pos": 8,
-    "conv_pos_groups": 2,
-    "relative_position_embedding": True,
-    "num_buckets": 32,
-    "max_distance": 64,
-    "gru_rel_pos": True,
-    "normalize": True,
-    "dropout": 0.0,
-    "attention_dropout": 0.0,
-    "activation_dropout": 0.0,
-    "encoder_layerdrop": 0.0,
-}
-TINY = WavLMEcapaConfig(
-    wavlm={
-        **WAVLM_LARGE_CONFIG,  # everything not overridden is WavLM-Large's
-        "hidden_size": 32,
-        "num_hidden_layers": LAYERS,
-        "num_attention_heads": 2,
-        "intermediate_size": 64,
-        "conv_dim": [16] * 4,
-        "conv_kernel": [10, 3, 3, 2],
-        "conv_stride": [5, 2, 2, 2],
-        "num_conv_pos_embeddings": 8,
-        "num_conv_pos_embedding_groups": 2,
-        "num_buckets": 32,
-        "max_bucket_distance": 64,
-    },
-    normalize_waveform=True,
-    head=EcapaHeadConfig(feat_dim=32, num_hidden_states=LAYERS + 1, channels=16, pooled_channels=24, emb_dim=8,
-                         res2_scale=8, se_bottleneck_dim=4, attention_channels=4),
-)
 
 
 # ----------------------------------------------------------------------------------------------- fixtures
-def _randomised(state: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """Every float tensor perturbed (layer norms, biases, grep_a, BN statistics are no longer 0/1 constants), so a
-    swapped or skipped tensor changes the output. BN running variances stay positive."""
-    out = {}
-    for key, value in state.items():
-        if not value.is_floating_point():
-            out[key] = value.clone()
-        elif key.endswith("running_var"):
-            out[key] = 0.5 + torch.rand(value.shape, generator=generator)
-        else:
-            out[key] = value + 0.2 * torch.randn(value.shape, generator=generator)
-    return out
-
-
-def _s3prl_wavlm(state: dict[str, torch.Tensor] | None = None):
-    from s3prl.upstream.wavlm.WavLM import WavLM, WavLMConfig
-
-    model = WavLM(WavLMConfig(S3PRL_TINY_CFG))
-    if state is not None:
-        model.load_state_dict(state, strict=True)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A tiny UniSpeech-format checkpoint plus the pieces it was made of."""
-    generator = torch.Generator().manual_seed(1234)
-    torch.manual_seed(1234)
-    wavlm_state = _randomised(_s3prl_wavlm().state_dict(), generator)
-    head_state = _randomised(EcapaTdnnHead(TINY.head).state_dict(), generator)
-    head_state["feature_weight"] = torch.tensor([0.3, -0.5, 0.9])  # a non-uniform layer weighting
-    state = {BACKBONE_PREFIX + key: value for key, value in wavlm_state.items()}
-    state.update(head_state)
-    state["loss_calculator.projection.weight"] = torch.randn(TRAINING_CLASSES, TINY.head.emb_dim, generator=generator)
-    directory = tmp_path_factory.mktemp("wavlm_ecapa")
-    path = directory / "wavlm_large_finetune.pth"
-    torch.save({"model": state, "best_valid_eer": 0.0123}, path)
-    # the s3prl upstream format (what torch.hub's wavlm_large downloads: {"cfg", "model"}) for UpstreamExpert
-    upstream = directory / "wavlm_tiny_upstream.pt"
-    torch.save({"cfg": dict(S3PRL_TINY_CFG), "model": wavlm_state}, upstream)
-    return {"path": path, "state": state, "wavlm_state": wavlm_state, "head_state": head_state, "upstream": upstream}
+    """A tiny UniSpeech-format checkpoint plus the pieces it was made of (see tiny_weights.write_tiny_unispeech)."""
+    return write_tiny_unispeech(tmp_path_factory.mktemp("wavlm_ecapa"))
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +94,7 @@ def test_mapped_backbone_equals_s3prl_wavlm_on_every_hidden_state(tiny: dict, lo
     assert max(diffs) <= 1e-5, diffs
 
     # the last state is the encoder output after its final layer norm, as extract_features returns it
-    s3prl = _s3prl_wavlm(tiny["wavlm_state"])
+    s3prl = s3prl_wavlm(tiny["wavlm_state"])
     with torch.no_grad():
         final, _ = s3prl.extract_features(F.layer_norm(wav, wav.shape)[None], padding_mask=None, mask=False)
     assert float((ours[-1] - final).abs().max()) <= 1e-5
@@ -314,24 +226,13 @@ def test_pickled_objects_are_refused_by_weights_only_loading(tiny: dict, tmp_pat
 
 
 # ----------------------------------------------------------------------------------------------- 4. the metric
-def _card(path: Path, sha256: str | None = None) -> WeightsFile:
-    digest = sha256 or hashlib.sha256(path.read_bytes()).hexdigest()
-    return WeightsFile(CHECKPOINT.model, CHECKPOINT.file, CHECKPOINT.source, digest, CHECKPOINT.licence)
-
-
 @pytest.fixture
 def tiny_metric(
     tiny: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[[str | None], SpeakerSimilarityWavLM]:
     """The metric class pointed at the tiny checkpoint in a temporary model store."""
-    store = tmp_path / "models"
-    (store / CHECKPOINT.model).mkdir(parents=True)
-    (store / CHECKPOINT.model / CHECKPOINT.file).write_bytes(tiny["path"].read_bytes())
-    monkeypatch.setenv("IDLORA_BENCH_MODELS", str(store))
-    monkeypatch.setattr(SpeakerSimilarityWavLM, "architecture", TINY)
-
     def make(sha256: str | None = None) -> SpeakerSimilarityWavLM:
-        monkeypatch.setattr(SpeakerSimilarityWavLM, "weights", (_card(tiny["path"], sha256),))
+        install_tiny_wavlm(tiny["path"], tmp_path / "models", monkeypatch, sha256)
         return SpeakerSimilarityWavLM()
 
     return make

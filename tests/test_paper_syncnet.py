@@ -26,8 +26,15 @@ import pytest
 import torch
 from conftest import assert_cache_round_trip, constructed_media, make_pair
 from scipy.io import wavfile
+from tiny_weights import (
+    random_s3fd_state,
+    random_syncnet_state,
+    save_like_release,
+    syncnet_card,
+    use_random_syncnet_cards,
+    write_random_syncnet_store,
+)
 
-from idlora_bench.checkpoints.weights import MODELS_ENV, WeightsFile
 from idlora_bench.core.errors import SampleFailure, WeightsError
 from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics.lse_c_syncnet import LipSyncConfidenceSyncNet
@@ -47,40 +54,6 @@ LSE_TOLERANCE = 1e-5  # max abs difference allowed between our LSE-D / LSE-C and
 
 
 # ----------------------------------------------------------------------------------------- helpers
-def random_syncnet_state(seed: int = 0) -> OrderedDict[str, torch.Tensor]:
-    """Seeded random SyncNet v2 weights with non-trivial BatchNorm statistics, without num_batches_tracked."""
-    torch.manual_seed(seed)
-    net = sn.SyncNetV2()
-    generator = torch.Generator().manual_seed(seed + 1)
-    for module in net.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            size = module.num_features
-            module.running_mean.copy_(0.1 * torch.randn(size, generator=generator))
-            module.running_var.copy_(0.5 + torch.rand(size, generator=generator))
-            module.weight.data.copy_(0.8 + 0.4 * torch.rand(size, generator=generator))
-            module.bias.data.copy_(0.1 * torch.randn(size, generator=generator))
-    return OrderedDict((k, v.clone()) for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked"))
-
-
-def random_s3fd_state(seed: int = 0, blind: bool = False) -> OrderedDict[str, torch.Tensor]:
-    """Seeded random S3FD weights; ``blind``: the face classifier rejects everything (fast, no detections)."""
-    torch.manual_seed(seed)
-    net = sn.new_s3fd("cpu")
-    if blind:
-        with torch.no_grad():
-            for index, conv in enumerate(net.conf):
-                conv.weight.zero_()
-                conv.bias.fill_(30.0)  # background logits
-                conv.bias[-1] = -30.0  # face logit (conf[0]: 3 max-out background channels, then face)
-    return OrderedDict((k, v.clone()) for k, v in net.state_dict().items())
-
-
-def save_like_release(state: dict[str, torch.Tensor], path: Path) -> Path:
-    """The released files' format: torch's legacy (non-zip) pickle of a plain state dict."""
-    torch.save(OrderedDict(state), path, _use_new_zipfile_serialization=False)
-    return path
-
-
 def upstream_syncnet(state: dict[str, torch.Tensor]) -> torch.nn.Module:
     net = UpstreamSyncNet()
     net.load_state_dict(state)  # the package's own (strict) loading; BN counters are filled in
@@ -135,25 +108,12 @@ def syncnet_state() -> OrderedDict[str, torch.Tensor]:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, syncnet_state) -> Path:
     """A model store holding random weights in the released format (blind S3FD: no detections)."""
-    root = tmp_path_factory.mktemp("models")
-    (root / sn.SYNCNET_MODEL).mkdir()
-    save_like_release(syncnet_state, root / sn.SYNCNET_MODEL / sn.SYNCNET_V2.file)
-    save_like_release(random_s3fd_state(0, blind=True), root / sn.SYNCNET_MODEL / sn.S3FD_FACE.file)
-    return root
-
-
-def _card(real: WeightsFile, path: Path, sha256: str | None = None) -> WeightsFile:
-    digest = sha256 or hashlib.sha256(path.read_bytes()).hexdigest()
-    return WeightsFile(real.model, real.file, real.source, digest, real.licence)
+    return write_random_syncnet_store(tmp_path_factory.mktemp("models"), syncnet_state, blind=True)
 
 
 @pytest.fixture
 def random_cards(store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv(MODELS_ENV, str(store))
-    folder = store / sn.SYNCNET_MODEL
-    cards = (_card(sn.SYNCNET_V2, folder / sn.SYNCNET_V2.file), _card(sn.S3FD_FACE, folder / sn.S3FD_FACE.file))
-    monkeypatch.setattr(LipSyncSyncNet, "weights", cards)
-    return store
+    return use_random_syncnet_cards(store, monkeypatch)
 
 
 # ----------------------------------------------------------------------------------------- equivalence
@@ -452,7 +412,7 @@ def test_missing_and_extra_keys_are_refused_by_name(tmp_path: Path, syncnet_stat
 @needs_syncnet_python
 def test_wrong_sha256_is_refused_before_loading(random_cards: Path, monkeypatch) -> None:
     good = LipSyncSyncNet.weights
-    monkeypatch.setattr(LipSyncSyncNet, "weights", (good[0], _card(sn.S3FD_FACE, Path("unused"), "e" * 64)))
+    monkeypatch.setattr(LipSyncSyncNet, "weights", (good[0], syncnet_card(sn.S3FD_FACE, Path("unused"), "e" * 64)))
     metric = LipSyncConfidenceSyncNet()
     with pytest.raises(WeightsError, match=r"syncnet-v2/sfd_face.pth.*expected e{64}.*bench models pull syncnet-v2"):
         metric.load()

@@ -289,6 +289,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if ready else 1
 
 
+def cmd_selftest(args: argparse.Namespace) -> int:
+    from idlora_bench.selftest import run_selftest
+
+    def report_check(result: Any) -> None:
+        colour = {"passed": "green", "failed": "red"}.get(result.status, "yellow")
+        err_console.print(f"[{colour}]{result.status}[/] {result.metric} {result.check}: {result.reason}")
+
+    report = run_selftest(args.profile, device=args.device, out_dir=Path(args.out), progress=report_check)
+    console.print(report.table())
+    verdict = "[green]PASSED[/]" if report.passed else f"[red]FAILED[/] ({len(report.failed)} check(s))"
+    console.print(f"selftest of profile {args.profile}: {verdict}; {Path(args.out) / f'selftest-{args.profile}.json'}")
+    return 0 if report.passed else 1
+
+
 # ----------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="idlora-bench: identity-driven audio-video "
@@ -358,6 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
     models_parser.add_argument("action", choices=["list", "pull", "verify", "import"])
     models_parser.add_argument("names", nargs="*", help="model names (default: all); for import: the folder")
     models_parser.set_defaults(func=cmd_models)
+
+    selftest = sub.add_parser("selftest", help="real-weight checks of a metric profile (pass/fail + JSON report)")
+    selftest.add_argument("--profile", default="offline", help="metric profile (bench metrics list)")
+    selftest.add_argument("--device", default="cpu", help="torch device for the metric models")
+    selftest.add_argument("--out", default=".", help="folder for selftest-<profile>.json (default: here)")
+    selftest.set_defaults(func=cmd_selftest)
 
     doctor = sub.add_parser("doctor", help="environment and weights: what is missing and how to fix it")
     doctor.set_defaults(func=cmd_doctor)
