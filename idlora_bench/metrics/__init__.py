@@ -57,8 +57,7 @@ register_metric("clap.htsat_unfused", f"{_M}.clap_htsat_unfused:ClapAdherence", 
 register_metric("wer.whisper_large_v3", f"{_M}.wer_whisper_large_v3:WerWhisper", ["standard"])
 register_metric("wer_whisper_norm.whisper_large_v3",
                 f"{_M}.wer_whisper_norm_whisper_large_v3:WerWhisperNorm", ["standard"])
-register_metric("lip_motion.insightface", f"{_M}.lip_motion_insightface:LipMotionInsightFace",
-                ["standard", "paper"])
+register_metric("lip_motion.insightface", f"{_M}.lip_motion_insightface:LipMotionInsightFace", ["standard"])
 # paper: as the ID-LoRA authors' code computes them
 register_metric("speaker_similarity.wavlm_ecapa_authors",
                 f"{_M}.speaker_similarity_wavlm_ecapa_authors:SpeakerSimilarityWavLMAuthors", ["paper"])
@@ -67,6 +66,12 @@ register_metric("face_similarity.arcface_authors", f"{_M}.face_similarity_arcfac
 register_metric("lse_d.syncnet_run_pipeline", f"{_M}.lse_d_syncnet_run_pipeline:LipSyncSyncNetRunPipeline", ["paper"])
 register_metric("lse_c.syncnet_run_pipeline",
                 f"{_M}.lse_c_syncnet_run_pipeline:LipSyncConfidenceSyncNetRunPipeline", ["paper"])
+register_metric("clap.htsat_unfused_authors", f"{_M}.clap_htsat_unfused_authors:ClapAuthors", ["paper"])
+register_metric("clap_env.htsat_unfused_authors", f"{_M}.clap_env_htsat_unfused_authors:ClapEnvAuthors", ["paper"])
+register_metric("clap_style.htsat_unfused_authors",
+                f"{_M}.clap_style_htsat_unfused_authors:ClapStyleAuthors", ["paper"])
+register_metric("wer.whisper_large_v3_authors", f"{_M}.wer_whisper_large_v3_authors:WerWhisperAuthors", ["paper"])
+PROFILES.get("paper").append("lip_motion.insightface")  # no authors' code exists: the standard definition
 
 
 def profile_classes(profile: str) -> list[type[Metric]]:
