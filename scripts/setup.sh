@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 python_bin="${PYTHON:-python3}"
 stamp=".venv/.idlora-bench-install-stamp"
 wanted="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
+scripts/install_chromium.sh  # system package for the headless browser tests (skipped where it cannot install)
 if [ ! -x .venv/bin/python ]; then
   "$python_bin" -m venv .venv
 fi
