@@ -91,7 +91,7 @@ def test_audio_token_intervals_follow_the_causal_formula_and_diffusers() -> None
 
 def test_reference_positions_are_negative_end_40ms_before_zero_and_keep_spacing() -> None:
     n_ref, n_target = 126, 121  # a 5 s reference, 121 frames at 25 fps
-    coords = pos.audio_coords(n_ref, n_target, dtype=torch.float64)
+    coords = pos.audio_coords(n_ref, n_target, positions_dtype="float32", dtype=torch.float64)  # the exact shift
     assert coords.shape == (1, 1, n_ref + n_target, 2)
     reference, target = coords[0, 0, :n_ref], coords[0, 0, n_ref:]
     end_bound = (4 * n_ref - 3) * 0.01  # D = 5.01 s
@@ -105,13 +105,35 @@ def test_reference_positions_are_negative_end_40ms_before_zero_and_keep_spacing(
                                torch.diff(pos.rope_positions(standard[None, None]), dim=-1))
     # Target positions do not depend on the reference (or on the reference position mode).
     for mode in ("negative", "standard", "after"):
-        with_ref = pos.audio_coords(n_ref, n_target, mode=mode, dtype=torch.float64)[0, 0, n_ref:]
+        with_ref = pos.audio_coords(n_ref, n_target, mode=mode, dtype=torch.float64)[0, 0, n_ref:]  # bf16 ref rows
         assert torch.equal(with_ref, target)
     assert torch.equal(target, pos.audio_coords(0, n_target, dtype=torch.float64)[0, 0])
     # Ablations: "standard" overlaps the target from 0; "after" starts 40 ms after the target's end.
-    assert torch.equal(pos.reference_token_intervals(n_ref, mode="standard", dtype=torch.float64), standard)
-    after = pos.reference_token_intervals(n_ref, mode="after", num_target_tokens=n_target, dtype=torch.float64)
+    assert torch.equal(pos.reference_token_intervals(n_ref, mode="standard", positions_dtype="float32",
+                                                     dtype=torch.float64), standard)
+    after = pos.reference_token_intervals(n_ref, mode="after", num_target_tokens=n_target, positions_dtype="float32",
+                                          dtype=torch.float64)
     assert after[0, 0].item() == pytest.approx(target[-1, 1].item() + 0.04)
+
+
+def test_reference_positions_round_to_bfloat16_exactly_as_the_authors_code() -> None:
+    # The authors' recipe (scripts/inference_two_stage.py:621-635, 677-695; audio_ref_only_ic.py:248-267):
+    # ((bf16(grid_f32) - D_bf16) -> bf16) - 0.04 -> bf16, for a 5 s reference of 126 tokens. D = 5.01 -> 5.0.
+    reference = pos.reference_token_intervals(126)  # positions_dtype="bfloat16" is the default
+    expected = {0: (-5.03125, -5.03125), 1: (-5.03125, -4.96875), 2: (-4.96875, -4.9375), 3: (-4.9375, -4.90625),
+                4: (-4.90625, -4.875), 121: (-0.2275390625, -0.1962890625), 122: (-0.1962890625, -0.1650390625),
+                123: (-0.1650390625, -0.1025390625), 124: (-0.1025390625, -0.0712890625),
+                125: (-0.0712890625, -0.0400390625)}
+    for index, bounds in expected.items():
+        assert tuple(reference[index].tolist()) == bounds, index
+    assert reference.dtype == torch.float32 and bool((reference.to(torch.bfloat16).float() == reference).all())
+    exact = pos.reference_token_intervals(126, positions_dtype="float32", dtype=torch.float64)
+    midpoint_error = (pos.rope_positions(reference.double()[None, None]) - pos.rope_positions(exact[None, None])).abs()
+    assert 0.029 < float(midpoint_error.max()) < 0.03  # up to 0.029 s: 73% of a 40 ms latent step
+    coords = pos.audio_coords(126, 121)  # inference: float32 target rows (equal to diffusers'), bf16 reference rows
+    assert torch.equal(coords[0, 0, 126:], pos.audio_token_intervals(121))
+    training = pos.audio_coords(126, 121, training_target_dtype=True)  # training: target rows in bf16 too
+    assert torch.equal(training[0, 0, 126:], pos.audio_token_intervals(121).to(torch.bfloat16).float())
 
 
 def test_target_rope_is_unchanged_by_the_reference_and_the_reference_rope_differs() -> None:
@@ -120,7 +142,7 @@ def test_target_rope_is_unchanged_by_the_reference_and_the_reference_rope_differ
     cos_ref, sin_ref = rope(pos.audio_coords(n_ref, n_target))
     cos_alone, sin_alone = rope(pos.audio_coords(0, n_target))
     assert torch.equal(cos_ref[:, n_ref:], cos_alone) and torch.equal(sin_ref[:, n_ref:], sin_alone)
-    cos_std, _ = rope(pos.audio_coords(n_ref, n_target, mode="standard"))
+    cos_std, _ = rope(pos.audio_coords(n_ref, n_target, mode="standard", positions_dtype="float32"))
     assert torch.equal(cos_std[:, :n_target], cos_std[:, n_ref:n_ref + n_target])  # standard: ref collides
     assert not torch.allclose(cos_ref[:, :n_target], cos_ref[:, n_ref:])  # negative: it does not
 

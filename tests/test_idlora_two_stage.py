@@ -19,12 +19,15 @@ from idlora_bench.core.errors import WeightsError
 from idlora_bench.data.media import decode
 from idlora_bench.data.splits import load_split
 from reference_impl.idlora import pipeline as pipeline_module
+from reference_impl.idlora import positions as pos
 from reference_impl.idlora import stage2 as stage2_module
+from reference_impl.idlora.first_frame import fit_frame
 from reference_impl.idlora.guidance import GuidanceConfig
 from reference_impl.idlora.lora import add_idlora_adapter
 from reference_impl.idlora.pipeline import IDLoRAPipeline
 from reference_impl.idlora.stage2 import (
     STAGE2_SIGMAS,
+    active_adapter_scales,
     distilled_adapter_active,
     load_latent_upsampler,
 )
@@ -168,25 +171,84 @@ def test_distilled_lora_is_active_only_in_stage2_at_strength_08(pipe: IDLoRAPipe
     assert np.array_equal(base.audio, two_stage.audio)
 
 
-def test_id_lora_adapter_stays_active_beside_the_distilled_one() -> None:
+def _adapted_pipeline() -> IDLoRAPipeline:
     pipeline = IDLoRAPipeline.tiny_random(0)
     add_idlora_adapter(pipeline.transformer, rank=2, alpha=2.0)  # the ID-LoRA "default" adapter first
     pipeline.load_distilled_lora(tiny_distilled_lora_state_dict(pipeline.transformer, seed=1))
+    return pipeline
+
+
+def test_stage2_runs_the_base_model_with_the_distilled_lora_only_and_no_reference_tokens(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The authors' stage 2 (scripts/inference_two_stage.py:198-216, 273-288, 463-469, 539-544): base + distilled
+    # LoRA (no ID-LoRA), audio = the stage-1 target tokens only, at standard positions, frozen.
+    pipeline = _adapted_pipeline()
     layer = pipeline.transformer.transformer_blocks[0].audio_attn1.to_q
     video_layer = pipeline.transformer.transformer_blocks[0].attn1.to_q
     assert layer.active_adapters == ["default"] and video_layer.active_adapters == []
-    states: list[tuple[list[str], list[str]]] = []
+    states: list[tuple[list[str], list[str], list[float]]] = []
     hook = pipeline.transformer.register_forward_pre_hook(
-        lambda module, args: states.append((list(layer.active_adapters), list(video_layer.active_adapters))))
+        lambda module, args: states.append((list(layer.active_adapters), list(video_layer.active_adapters),
+                                            active_adapter_scales((pipeline.transformer,), "default"))))
+    sequences: list[tuple[int, torch.Tensor]] = []
+    real_forward = type(pipeline.transformer).forward
+
+    def spy(module, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sequences.append((int(kwargs["audio_hidden_states"].shape[1]), kwargs["audio_coords"].detach().clone()))
+        return real_forward(module, *args, **kwargs)
+
+    monkeypatch.setattr(type(pipeline.transformer), "forward", spy)
     try:
-        _run(pipeline, two_stage=True, num_inference_steps=1)
+        out = _run(pipeline, two_stage=True, num_inference_steps=1)
     finally:
         hook.remove()
-    assert states[-1] == (["default", "distilled"], ["distilled"])  # stage 2
-    assert states[0] == (["default"], [])  # stage 1
-    assert layer.active_adapters == ["default"]
+    n_ref, n_target = out.info["reference_tokens"], out.info["target_audio_tokens"]
+    stage1, stage2 = states[: out.info["forward_calls"]], states[out.info["forward_calls"]:]
+    assert stage1[0][:2] == (["default"], []) and all(scale > 0 for scale in stage1[0][2])
+    assert len(stage2) == 3 and all(s[:2] == (["distilled"], ["distilled"]) for s in stage2)
+    assert all(scale == 0.0 for s in stage2 for scale in s[2])  # the ID-LoRA's effective scale is 0 in stage 2
+    for length, coords in sequences[-3:]:
+        assert length == n_target and n_ref > 0  # no reference token in the stage-2 sequence
+        assert torch.equal(coords[0, 0], pos.audio_token_intervals(n_target))  # standard positions
+    assert layer.active_adapters == ["default"]  # restored
+    assert out.info["two_stage"]["identity_lora"] == "off" and out.info["two_stage"]["audio_tokens"] == n_target
     with pytest.raises(ValueError, match="already loaded"):
         pipeline.load_distilled_lora(tiny_distilled_lora_state_dict(pipeline.transformer, seed=1))
+
+
+def test_stage2_keep_identity_is_the_explicit_ablation() -> None:
+    pipeline = _adapted_pipeline()
+    layer = pipeline.transformer.transformer_blocks[0].audio_attn1.to_q
+    states: list[list[str]] = []
+    hook = pipeline.transformer.register_forward_pre_hook(lambda module, args: states.append(list(layer.active_adapters)))
+    try:
+        kept = _run(pipeline, two_stage=True, num_inference_steps=1, stage2_keep_identity=True)
+        off = _run(pipeline, two_stage=True, num_inference_steps=1)
+    finally:
+        hook.remove()
+    assert states[kept.info["forward_calls"]] == ["default", "distilled"]
+    assert kept.info["two_stage"]["audio_tokens"] == kept.info["reference_tokens"] + kept.info["target_audio_tokens"]
+    assert (kept.video_latents - off.video_latents).abs().max() > 1e-4  # the choice matters
+    assert np.array_equal(kept.audio, off.audio)  # the audio is stage 1's either way
+
+
+def test_two_stage_fits_the_first_frame_by_centre_crop_in_both_stages() -> None:
+    wide = np.zeros((64, 128, 3), np.uint8)
+    wide[:, 32:96] = 200  # the centre 64 columns bright, the sides dark
+    pixels = torch.from_numpy(wide).permute(2, 0, 1)[None].float() / 255
+    cropped = fit_frame(pixels, 64, 64, "crop")
+    assert torch.allclose(cropped, torch.full_like(cropped, 200 / 255))  # only the centre survives
+    squashed = fit_frame(pixels, 64, 64, "resize")
+    assert float(squashed[..., :8].mean()) < 0.1  # a plain resize keeps the dark sides
+    pipeline = IDLoRAPipeline.tiny_random(0)
+    pipeline.load_distilled_lora(tiny_distilled_lora_state_dict(pipeline.transformer, seed=0))
+    out = pipeline(PROMPT, wide, _inputs()[1], 16_000, height=64, width=64, num_frames=9, num_inference_steps=1,
+                   guidance=TINY_GUIDANCE, two_stage=True, output="latent")
+    assert out.info["first_frame_fit"] == "crop"
+    cropped_2x = pipeline.encode_first_frame(wide, 128, 128, "crop")  # stage 2 re-fits the ORIGINAL image
+    torch.testing.assert_close(out.video_latents[:, :, :1], cropped_2x, atol=1e-5, rtol=0)
+    squashed_2x = pipeline.encode_first_frame(wide, 128, 128, "resize")
+    assert (out.video_latents[:, :, :1] - squashed_2x).abs().max() > 1e-3
 
 
 def test_two_stage_refuses_missing_components_with_the_fix() -> None:

@@ -6,7 +6,7 @@ Constants (``DEFAULT_LONG_SIDE`` 512, multiples of 32, at most 576 x 1024 pixels
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -47,3 +47,29 @@ def image_to_tensor(image: Any) -> torch.Tensor:
     if array.ndim != 3 or array.shape[-1] != 3 or array.dtype != np.uint8:
         raise ValueError(f"image must be (H, W, 3) uint8, got {array.dtype} {array.shape}")
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).to(torch.float32) / 255.0
+
+
+FirstFrameFit = Literal["resize", "crop"]
+
+
+def fit_frame(pixels: torch.Tensor, height: int, width: int, fit: FirstFrameFit = "resize") -> torch.Tensor:
+    """``(1, 3, H, W)`` float pixels -> ``(1, 3, height, width)``, bilinear without antialiasing.
+
+    ``"resize"``: stretch to the size (the authors' LTX-2 one-stage script, ``scripts/inference_one_stage.py:465-471``).
+    ``"crop"``: resize to COVER the size keeping the aspect (the other side truncated to an int), then take the centred
+    crop (their two-stage script for both stages, ``scripts/inference_two_stage.py:642-653``, and every LTX-2.3 script).
+    """
+    import torch.nn.functional as F
+
+    if fit == "resize":
+        return F.interpolate(pixels, size=(height, width), mode="bilinear", align_corners=False)
+    if fit != "crop":
+        raise ValueError(f"first-frame fit must be 'resize' or 'crop', got {fit!r}")
+    src_h, src_w = int(pixels.shape[-2]), int(pixels.shape[-1])
+    if (src_h, src_w) == (height, width):
+        return pixels
+    aspect, target = src_w / src_h, width / height
+    cover_h, cover_w = (height, int(height * aspect)) if aspect > target else (int(width / aspect), width)
+    covered = F.interpolate(pixels, size=(cover_h, cover_w), mode="bilinear", align_corners=False)
+    top, left = (cover_h - height) // 2, (cover_w - width) // 2
+    return covered[:, :, top:top + height, left:left + width]

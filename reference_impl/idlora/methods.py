@@ -130,9 +130,14 @@ class LTXOptions(MethodOptions):
     tiny_seed: int = 0
     two_stage: bool = False
     distilled_lora_strength: float = 0.8
+    positions_dtype: Literal["bfloat16", "float32"] = "bfloat16"
+    first_frame_fit: Literal["resize", "crop"] | None = None
+    stage2_keep_identity: bool = False
+    decode_tiled: bool | None = None
+    precompute_prompts: bool = True
 
     @field_validator("stg_block", "steps", "frames", "long_side", "height", "width", "dtype", "offload",
-                     mode="before")
+                     "first_frame_fit", "decode_tiled", mode="before")
     @classmethod
     def _empty_is_default(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -269,6 +274,9 @@ class LTXZeroShotMethod(Method):
             "dtype": self._dtype_name(),
             "batched_guidance": self.batched_guidance,
             "two_stage": self.two_stage,
+            "positions_dtype": self.options.positions_dtype,
+            "first_frame_fit": self.options.first_frame_fit or ("crop" if self.two_stage else "resize"),
+            "decode_tiled": self.two_stage if self.options.decode_tiled is None else self.options.decode_tiled,
             "diffusers": diffusers.__version__,
         }
         if self.two_stage:
@@ -279,7 +287,9 @@ class LTXZeroShotMethod(Method):
                 "sigmas": list(STAGE2_SIGMAS),
                 "distilled_lora_strength": self.distilled_lora_strength,
                 "guidance": "none (one positive pass)",
-                "audio": "frozen",
+                "identity_lora": "kept" if self.options.stage2_keep_identity else "off",
+                "audio": ("frozen [reference ; target]" if self.options.stage2_keep_identity
+                          else "frozen target tokens only"),
                 "upsampler": (f"tiny-random(seed={self.tiny_seed + 6})" if self.smoke
                               else {"source": LTX2_UPSAMPLER.source, "sha256": LTX2_UPSAMPLER.expected_sha256()}),
                 "distilled_lora": (f"tiny-random(rank=4, seed={self.tiny_seed})" if self.smoke
@@ -353,6 +363,16 @@ class LTXZeroShotMethod(Method):
             self._pipeline = pipeline
         else:
             self._pipeline = pipeline.to(device)
+        if split is not None and self.options.precompute_prompts:
+            self.precompute_prompts([pair.prompt for pair in split.pairs])
+
+    def precompute_prompts(self, prompts: list[str]) -> int:
+        """Encode every distinct prompt of the split (and the negative prompt once) up front, so Gemma runs once
+        per text and not again while sampling (under model offload it is not moved to the GPU per pair)."""
+        from reference_impl.idlora.pipeline import DEFAULT_MAX_SEQUENCE_LENGTH
+
+        length = min(DEFAULT_MAX_SEQUENCE_LENGTH, int(self._pipeline.tokenizer.model_max_length))
+        return self._pipeline.precompute_text([*prompts, self.negative_prompt], length)
 
     # ------------------------------------------------------------------ generation
 
@@ -371,7 +391,9 @@ class LTXZeroShotMethod(Method):
             frame_rate=self.fps, num_inference_steps=self.steps, seed=int(seed), guidance=self.guidance_config(),
             negative_prompt=self.negative_prompt, reference_positions=self.reference_positions,
             batched_guidance=self.batched_guidance, two_stage=self.two_stage,
-            distilled_lora_strength=self.distilled_lora_strength,
+            distilled_lora_strength=self.distilled_lora_strength, positions_dtype=self.options.positions_dtype,
+            first_frame_fit=self.options.first_frame_fit, stage2_keep_identity=self.options.stage2_keep_identity,
+            decode_tiled=self.options.decode_tiled,
         )
         write_mp4(out_path, result.frames, result.fps, result.audio, result.sample_rate)
 

@@ -61,14 +61,16 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from diffusers.pipelines.ltx2.pipeline_ltx2_image2video import LTX2ImageToVideoPipeline
 
 from reference_impl.idlora import positions as pos
 from reference_impl.idlora.audio_features import reference_log_mel
+from reference_impl.idlora.codecs import PipelineCodecs
 from reference_impl.idlora.first_frame import (
     DEFAULT_LONG_SIDE,
+    FirstFrameFit,
     auto_resolution,
+    fit_frame,
     image_to_tensor,
 )
 from reference_impl.idlora.guidance import GuidanceConfig, GuidancePass
@@ -99,7 +101,7 @@ DEFAULT_MAX_SEQUENCE_LENGTH = 1024
 
 
 
-class IDLoRAPipeline(TwoStageComponents, LTX2ImageToVideoPipeline):
+class IDLoRAPipeline(PipelineCodecs, TwoStageComponents, LTX2ImageToVideoPipeline):
     """ID-LoRA generation, one-stage or (``two_stage=True``) with the x2 distilled refinement (see the module
     docstring). Load with ``from_pretrained`` (a diffusers LTX-2 folder, e.g. ``Lightricks/LTX-2``) or build
     with :meth:`tiny_random`; add the ID-LoRA adapter with :meth:`load_id_lora`, then for two-stage the
@@ -164,29 +166,6 @@ class IDLoRAPipeline(TwoStageComponents, LTX2ImageToVideoPipeline):
     # ------------------------------------------------------------------ encoders
 
     @torch.no_grad()
-    def encode_text(
-        self, prompt: str, negative_prompt: str | None, max_sequence_length: int
-    ) -> dict[str, torch.Tensor | None]:
-        """Prompt (and negative prompt) -> connector outputs ``(1, L, C)`` for video and audio + masks ``(1, L)``."""
-        device = self._execution_device
-        prompt_embeds, prompt_mask, negative_embeds, negative_mask = self.encode_prompt(
-            prompt=prompt, negative_prompt=negative_prompt or "",
-            do_classifier_free_guidance=negative_prompt is not None,
-            max_sequence_length=max_sequence_length, device=device,
-        )
-        padding_side = getattr(self.tokenizer, "padding_side", "left")
-        video, audio, mask = self.connectors(prompt_embeds, prompt_mask, padding_side=padding_side)
-        out: dict[str, torch.Tensor | None] = {
-            "prompt_embeds": video, "audio_prompt_embeds": audio, "prompt_mask": mask,
-            "negative_prompt_embeds": None, "negative_audio_prompt_embeds": None, "negative_prompt_mask": None,
-        }
-        if negative_prompt is not None:
-            video_n, audio_n, mask_n = self.connectors(negative_embeds, negative_mask, padding_side=padding_side)
-            out.update(negative_prompt_embeds=video_n, negative_audio_prompt_embeds=audio_n, negative_prompt_mask=mask_n)
-        return out
-
-
-    @torch.no_grad()
     def encode_reference_audio(self, waveform: np.ndarray | torch.Tensor, sample_rate: int) -> torch.Tensor:
         """Reference clip -> packed normalised latents ``(1, N_ref, C_audio)`` (N_ref = T_mel // 4 + 1, 40 ms each)."""
         mel = reference_log_mel(waveform, sample_rate, n_mels=int(self.audio_vae.config.mel_bins),
@@ -199,10 +178,10 @@ class IDLoRAPipeline(TwoStageComponents, LTX2ImageToVideoPipeline):
 
 
     @torch.no_grad()
-    def encode_first_frame(self, image: Any, height: int, width: int) -> torch.Tensor:
-        """First frame -> normalised latents ``(1, C, 1, H / 32, W / 32)`` (bilinear resize, [-1, 1], mean)."""
-        pixels = image_to_tensor(image)[None]
-        pixels = F.interpolate(pixels, size=(height, width), mode="bilinear", align_corners=False)
+    def encode_first_frame(self, image: Any, height: int, width: int, fit: FirstFrameFit = "resize") -> torch.Tensor:
+        """First frame -> normalised latents ``(1, C, 1, H / 32, W / 32)`` (``fit``: bilinear resize or
+        cover-resize + centre crop, see :func:`~reference_impl.idlora.first_frame.fit_frame`; [-1, 1]; mean)."""
+        pixels = fit_frame(image_to_tensor(image)[None], height, width, fit)
         pixels = (pixels * 2.0 - 1.0)[:, :, None].to(device=self._execution_device, dtype=self.vae.dtype)
         latents = self.vae.encode(pixels).latent_dist.mode().to(torch.float32)
         return self._normalize_latents(latents, self.vae.latents_mean, self.vae.latents_std,
@@ -250,14 +229,14 @@ class IDLoRAPipeline(TwoStageComponents, LTX2ImageToVideoPipeline):
         return height, width, sigmas
 
     def _initial_video_state(self, pixels: torch.Tensor, height: int, width: int, num_frames: int,
-                             generator: torch.Generator) -> tuple[LatentState, tuple[int, int, int]]:
+                             generator: torch.Generator, fit: FirstFrameFit) -> tuple[LatentState, tuple[int, int, int]]:
         """Step 3: noise ``(1, C, F, H/32, W/32)`` (first draw of the generator) with the clean encoded first frame
         as latent frame 0; returns the packed state and the latent grid ``(F, H, W)``."""
         spatial, temporal = self.vae_spatial_compression_ratio, self.vae_temporal_compression_ratio
         grid = ((num_frames - 1) // temporal + 1, height // spatial, width // spatial)
         channels = int(self.transformer.config.in_channels)
         noise = torch.randn((1, channels, *grid), generator=generator)
-        first = self.encode_first_frame(pixels, height, width).cpu()
+        first = self.encode_first_frame(pixels, height, width, fit).cpu()
         return self.first_frame_video_state(noise, first, self._execution_device), grid
 
     def _initial_audio_state(self, reference: torch.Tensor | None, num_frames: int, frame_rate: float,
@@ -279,11 +258,13 @@ class IDLoRAPipeline(TwoStageComponents, LTX2ImageToVideoPipeline):
                            clean=clean_audio.to(device), denoise_mask=audio_mask.to(device))
 
     def _denoiser_inputs(self, text: dict[str, torch.Tensor | None], grid: tuple[int, int, int], n_ref: int,
-                         n_target: int, frame_rate: float, reference_positions: pos.ReferencePositions) -> DenoiserInputs:
+                         n_target: int, frame_rate: float, reference_positions: pos.ReferencePositions,
+                         positions_dtype: pos.PositionsDtype) -> DenoiserInputs:
         """Step 4a: text embeddings, RoPE coordinates (reference audio at negative positions) and token layout."""
         device = self._execution_device
         video_coords = self.transformer.rope.prepare_video_coords(1, *grid, device, fps=frame_rate)
-        audio_coords = pos.audio_coords(n_ref, n_target, mode=reference_positions, device=device)
+        audio_coords = pos.audio_coords(n_ref, n_target, mode=reference_positions, positions_dtype=positions_dtype,
+                                        device=device)
         return DenoiserInputs(
             prompt_embeds=text["prompt_embeds"], audio_prompt_embeds=text["audio_prompt_embeds"],  # type: ignore[arg-type]
             prompt_mask=text["prompt_mask"], negative_prompt_embeds=text["negative_prompt_embeds"],  # type: ignore[arg-type]
@@ -312,6 +293,8 @@ class IDLoRAPipeline(TwoStageComponents, LTX2ImageToVideoPipeline):
         guidance: GuidanceConfig | None = None,
         negative_prompt: str = DEFAULT_NEGATIVE_PROMPT,
         reference_positions: pos.ReferencePositions = "negative",
+        positions_dtype: pos.PositionsDtype = "bfloat16",
+        first_frame_fit: FirstFrameFit | None = None,
         batched_guidance: bool = True,
         max_sequence_length: int | None = None,
         check_prompt_format: bool = True,
@@ -321,6 +304,8 @@ class IDLoRAPipeline(TwoStageComponents, LTX2ImageToVideoPipeline):
         latent_upsampler: Any = None,
         distilled_lora_strength: float = DEFAULT_DISTILLED_LORA_STRENGTH,
         stage2_sigmas: tuple[float, ...] | list[float] = STAGE2_SIGMAS,
+        stage2_keep_identity: bool = False,
+        decode_tiled: bool | None = None,
     ) -> IDLoRAOutput:
         """Generate one clip: steps 1-8 of the module docstring, numbered the same way below.
 
@@ -339,6 +324,10 @@ class IDLoRAPipeline(TwoStageComponents, LTX2ImageToVideoPipeline):
             guidance: scales (default: the released ones, see ``GuidanceConfig``).
             negative_prompt: text of the D- pass.
             reference_positions: ``"negative"`` (ID-LoRA), ``"standard"`` or ``"after"`` (ablations).
+            positions_dtype: ``"bfloat16"`` rounds the reference positions as the authors do (default), ``"float32"``
+                keeps them exact (:mod:`~reference_impl.idlora.positions`).
+            first_frame_fit: ``"resize"`` or ``"crop"`` (cover-resize + centre crop); default: ``"crop"`` for two-stage
+                (both stages, as the authors' two-stage script), ``"resize"`` otherwise (their one-stage script).
             batched_guidance: share one forward between the passes that can (same result up to float rounding).
             output: ``"latent"`` skips decoding (``frames``/``audio`` are then empty arrays).
             callback: ``callback(step, video_state, audio_state)`` after every sampling step (stage-2 steps are
@@ -350,6 +339,9 @@ class IDLoRAPipeline(TwoStageComponents, LTX2ImageToVideoPipeline):
             distilled_lora_strength: scale of the ``"distilled"`` adapter during stage 2 (0.8). It must be loaded
                 (:meth:`load_distilled_lora`) unless this is 0 (stage 2 with the base weights alone).
             stage2_sigmas: the stage-2 noise levels, descending, ending with 0; the first is the re-noise level.
+            stage2_keep_identity: keep the ID-LoRA adapter and the reference tokens in stage 2 (an ablation; the
+                authors' stage 2 has neither).
+            decode_tiled: tiled VAE decode (default: for two-stage, as the authors' stage 2).
         """
         guidance = guidance if guidance is not None else GuidanceConfig()
         has_reference = reference_audio is not None
@@ -375,12 +367,13 @@ class IDLoRAPipeline(TwoStageComponents, LTX2ImageToVideoPipeline):
         reference = (self.encode_reference_audio(reference_audio, int(reference_sample_rate)).cpu()  # type: ignore[arg-type]
                      if has_reference else None)
         generator = torch.Generator("cpu").manual_seed(int(seed))
-        video_state, grid = self._initial_video_state(pixels, height, width, num_frames, generator)
+        fit: FirstFrameFit = first_frame_fit or ("crop" if two_stage else "resize")
+        video_state, grid = self._initial_video_state(pixels, height, width, num_frames, generator, fit)
         audio_state = self._initial_audio_state(reference, num_frames, frame_rate, generator)
         n_ref = 0 if reference is None else int(reference.shape[1])
         n_target = int(audio_state.latents.shape[1]) - n_ref
         # 4. sampling with the five-pass identity guidance
-        inputs = self._denoiser_inputs(text, grid, n_ref, n_target, frame_rate, reference_positions)
+        inputs = self._denoiser_inputs(text, grid, n_ref, n_target, frame_rate, reference_positions, positions_dtype)
         denoiser = TransformerDenoiser(self.transformer, inputs, guidance, batched=batched_guidance,
                                        attention_kwargs=None)
         video_state, audio_state = sample(denoiser, video_state, audio_state, sigmas, callback)
@@ -391,14 +384,15 @@ class IDLoRAPipeline(TwoStageComponents, LTX2ImageToVideoPipeline):
             "video_tokens": int(video_latents[0, 0].numel()), "reference_tokens": n_ref,
             "target_audio_tokens": n_target, "sigmas": list(sigmas), "passes": [p.value for p in passes],
             "forward_calls": denoiser.forward_calls, "guidance": guidance.as_dict(),
-            "reference_positions": reference_positions, "max_sequence_length": max_sequence_length,
-            "batched_guidance": batched_guidance,
+            "reference_positions": reference_positions, "positions_dtype": positions_dtype, "first_frame_fit": fit,
+            "max_sequence_length": max_sequence_length, "batched_guidance": batched_guidance,
         }
         # 6-8. two-stage refinement (x2 upsampler, re-noise, distilled-LoRA steps; audio frozen)
         if two_stage:
             video_latents, stage2_info = refine_stage2(
-                self, video_latents, audio_state, pixels, inputs, generator, stage2, float(distilled_lora_strength),
-                frame_rate, callback, len(sigmas) - 1,
+                self, video_latents, audio_state, lambda h, w: self.encode_first_frame(pixels, h, w, fit), inputs,
+                generator, stage2, float(distilled_lora_strength), frame_rate, callback, len(sigmas) - 1,
+                keep_identity=stage2_keep_identity,
             )
             info["two_stage"] = {"stage1_height": height, "stage1_width": width, **stage2_info}
             height, width = height * UPSAMPLER_SCALE, width * UPSAMPLER_SCALE
@@ -409,31 +403,9 @@ class IDLoRAPipeline(TwoStageComponents, LTX2ImageToVideoPipeline):
             empty = np.zeros((0,), np.float32)
             return IDLoRAOutput(np.zeros((0, height, width, 3), np.uint8), frame_rate, empty[None], 0,
                                 video_latents, target_latents, reference, info)
-        frames = self.decode_video(video_latents)
+        tiled = two_stage if decode_tiled is None else decode_tiled
+        info["decode_tiled"] = tiled
+        frames = self.decode_video(video_latents, tiled=tiled)
         audio, audio_rate_out = self.decode_audio(target_latents)
         return IDLoRAOutput(frames, frame_rate, audio, audio_rate_out, video_latents, target_latents, reference, info)
-
-    @torch.no_grad()
-    def decode_video(self, latents: torch.Tensor) -> np.ndarray:
-        """Normalised ``(1, C, F_lat, H_lat, W_lat)`` latents -> ``(T, H, W, 3)`` uint8 (decode timestep 0)."""
-        latents = self._denormalize_latents(latents.to(torch.float32), self.vae.latents_mean, self.vae.latents_std,
-                                            self.vae.config.scaling_factor)
-        temb = None
-        if self.vae.config.timestep_conditioning:
-            temb = torch.zeros((latents.shape[0],), device=latents.device, dtype=self.vae.dtype)
-        video = self.vae.decode(latents.to(self.vae.dtype), temb, return_dict=False)[0]
-        video = ((video.to(torch.float32) + 1.0) / 2.0).clamp(0.0, 1.0)[0]  # (3, T, H, W)
-        return (video.permute(1, 2, 3, 0) * 255.0).round().to(torch.uint8).cpu().numpy()
-
-
-    @torch.no_grad()
-    def decode_audio(self, latents: torch.Tensor) -> tuple[np.ndarray, int]:
-        """Packed normalised target latents ``(1, N, C)`` -> waveform ``(channels, samples)`` and its rate."""
-        latents = self._denormalize_audio_latents(latents.to(torch.float32), self.audio_vae.latents_mean,
-                                                  self.audio_vae.latents_std)
-        latent_mel_bins = int(self.audio_vae.config.mel_bins) // self.audio_vae_mel_compression_ratio
-        latents = self._unpack_audio_latents(latents, latents.shape[1], num_mel_bins=latent_mel_bins)
-        mel = self.audio_vae.decode(latents.to(self.audio_vae.dtype), return_dict=False)[0]
-        waveform = self.vocoder(mel.to(self.vocoder.dtype))[0].to(torch.float32).clamp(-1.0, 1.0)
-        return waveform.cpu().numpy(), int(self.vocoder.config.output_sampling_rate)
 

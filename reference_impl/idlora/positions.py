@@ -32,8 +32,14 @@ Ablations (``ReferencePositions``):
   rule: standard intervals shifted by ``+(D_target + 0.04)`` with ``D_target`` the end bound of the last
   target token (disjoint positive region; not in the paper, offered for ablations).
 
-The authors' code computes the reference positions in bfloat16 before shifting; this module computes
-them in float32 (the difference is below bfloat16's resolution of the shifted values).
+Precision (``positions_dtype``): the authors build the reference positions in bfloat16, at inference
+(``scripts/inference_two_stage.py:621-635, 677-695``, commit 399bf3e) and in training
+(``training_strategies/audio_ref_only_ic.py:248-267, 414-438``), so the released LoRAs learned the rounded values:
+``((bf16(grid_f32) - D_bf16) -> bf16) - 0.04 -> bf16``, then promoted to float32 beside the float32 target rows. For
+a 5 s reference (126 tokens) ``D`` rounds from 5.01 to 5.0, the first token becomes ``[-5.03125, -5.03125)`` and the
+interval midpoints move by up to 0.029 s (73% of a latent step). ``"bfloat16"`` (default) reproduces that exactly;
+``"float32"`` gives the exact shift ``-(D + 0.04)``. Training in the authors' code also rounds the TARGET rows to
+bfloat16 (``training_target_dtype``); at inference the target rows stay float32.
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ LATENT_STEP_S = MEL_HOP_LENGTH * AUDIO_TEMPORAL_DOWNSAMPLE / AUDIO_SAMPLE_RATE
 
 ReferencePositions = Literal["negative", "standard", "after"]
 REFERENCE_POSITION_MODES: tuple[str, ...] = ("negative", "standard", "after")
+PositionsDtype = Literal["bfloat16", "float32"]
+POSITIONS_DTYPES: tuple[str, ...] = ("bfloat16", "float32")
 
 
 def audio_token_intervals(
@@ -89,11 +97,23 @@ def intervals_end_bound(num_tokens: int, **kwargs: object) -> float:
     return float(audio_token_intervals(num_tokens, dtype=torch.float64, **kwargs)[-1, 1])  # type: ignore[arg-type]
 
 
+def authors_grid_f32(num_tokens: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """The standard intervals as ltx-core's audio patchifier computes them, in float32 and in its order of operations
+    (``frame = arange * 4; frame = (frame + 1 - 4).clip(min=0); seconds = frame * 160 / 16000``), ``(N, 2)``."""
+    def bound(first: int) -> torch.Tensor:
+        frame = torch.arange(first, num_tokens + first, dtype=torch.float32, device=device) * AUDIO_TEMPORAL_DOWNSAMPLE
+        frame = (frame + CAUSAL_OFFSET - AUDIO_TEMPORAL_DOWNSAMPLE).clip(min=0)
+        return frame * MEL_HOP_LENGTH / AUDIO_SAMPLE_RATE
+
+    return torch.stack([bound(0), bound(1)], dim=-1)
+
+
 def reference_token_intervals(
     num_reference_tokens: int,
     *,
     mode: ReferencePositions = "negative",
     num_target_tokens: int | None = None,
+    positions_dtype: PositionsDtype = "bfloat16",
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
@@ -103,9 +123,24 @@ def reference_token_intervals(
         num_reference_tokens: N, audio latents of the encoded reference clip (126 for 5 s).
         mode: ``"negative"`` (ID-LoRA: shift by ``-(D + 0.04)``), ``"standard"`` (no shift) or ``"after"``
             (shift by ``+(D_target + 0.04)``; needs ``num_target_tokens``).
+        positions_dtype: ``"bfloat16"`` reproduces the authors' rounding (module docstring), ``"float32"`` the
+            exact shift.
     """
     if mode not in REFERENCE_POSITION_MODES:
         raise ValueError(f"reference position mode must be one of {REFERENCE_POSITION_MODES}, got {mode!r}")
+    if positions_dtype not in POSITIONS_DTYPES:
+        raise ValueError(f"positions_dtype must be one of {POSITIONS_DTYPES}, got {positions_dtype!r}")
+    if positions_dtype == "bfloat16":
+        grid = authors_grid_f32(num_reference_tokens, device=device)
+        if mode == "standard" or num_reference_tokens == 0:
+            return grid.to(torch.bfloat16).to(dtype)
+        if mode == "negative":
+            bound = float(grid.to(torch.bfloat16)[-1, 1])  # D as the authors read it: .item() of a bf16 tensor
+            return ((grid.to(torch.bfloat16) - bound) - LATENT_STEP_S).to(dtype)
+        if num_target_tokens is None:
+            raise ValueError("mode 'after' needs num_target_tokens")
+        bound = float(authors_grid_f32(num_target_tokens, device=device).to(torch.bfloat16)[-1, 1])
+        return ((grid.to(torch.bfloat16) + bound) + LATENT_STEP_S).to(dtype)
     standard = audio_token_intervals(num_reference_tokens, dtype=torch.float64, device=device)
     if mode == "negative":
         shift = -(intervals_end_bound(num_reference_tokens) + LATENT_STEP_S)
@@ -124,19 +159,24 @@ def audio_coords(
     *,
     batch_size: int = 1,
     mode: ReferencePositions = "negative",
+    positions_dtype: PositionsDtype = "bfloat16",
+    training_target_dtype: bool = False,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Coordinates for ``LTX2VideoTransformer3DModel.forward(audio_coords=...)``: ``(B, 1, N_ref + N_tgt, 2)``.
 
     The audio sequence is ``[reference ; target]``: the first ``num_reference_tokens`` rows are the
-    reference intervals (see :func:`reference_token_intervals`), the rest the standard target intervals.
-    The target rows do not depend on the reference (same values with or without one).
+    reference intervals (see :func:`reference_token_intervals`, rounded per ``positions_dtype``), the rest the
+    standard target intervals (float32, as at the authors' inference; ``training_target_dtype`` rounds them to
+    bfloat16 as the authors' training does when ``positions_dtype`` is ``"bfloat16"``). The target rows do not depend
+    on the reference (same values with or without one).
     """
-    reference = reference_token_intervals(
-        num_reference_tokens, mode=mode, num_target_tokens=num_target_tokens, dtype=torch.float64, device=device
-    )
-    target = audio_token_intervals(num_target_tokens, dtype=torch.float64, device=device)
+    reference = reference_token_intervals(num_reference_tokens, mode=mode, num_target_tokens=num_target_tokens,
+                                          positions_dtype=positions_dtype, dtype=torch.float64, device=device)
+    target = audio_token_intervals(num_target_tokens, dtype=torch.float32, device=device).to(torch.float64)
+    if training_target_dtype and positions_dtype == "bfloat16":
+        target = authors_grid_f32(num_target_tokens, device=device).to(torch.bfloat16).to(torch.float64)
     coords = torch.cat([reference, target], dim=0).to(dtype)
     return coords[None, None].expand(batch_size, 1, -1, -1).contiguous()
 

@@ -6,12 +6,15 @@ stage-2 sampler (:func:`refine_stage2`), used by :class:`~reference_impl.idlora.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from reference_impl.idlora import positions as pos
 from reference_impl.idlora.guidance import GuidanceConfig, GuidancePass
 from reference_impl.idlora.sampling import (
     DenoiserInputs,
@@ -83,31 +86,63 @@ def set_distilled_adapter(models: tuple[torch.nn.Module | None, ...], active: bo
         current = [name for name in layer.active_adapters if name != DISTILLED_ADAPTER_NAME]
         has = DISTILLED_ADAPTER_NAME in layer_adapters(layer)
         count += int(has)
-        if has and active:
-            current.append(DISTILLED_ADAPTER_NAME)
-            layer.set_scale(DISTILLED_ADAPTER_NAME, float(strength))
-        elif has:
-            layer.set_scale(DISTILLED_ADAPTER_NAME, 1.0)
-        grads = {name: param.requires_grad for name, param in layer.named_parameters()}
-        layer.set_adapter(current)
-        for name, param in layer.named_parameters():  # set_adapter touches requires_grad: keep it as it was
-            param.requires_grad_(grads.get(name, False))
+        if has:
+            layer.set_scale(DISTILLED_ADAPTER_NAME, float(strength) if active else 1.0)
+        _set_active(layer, current + ([DISTILLED_ADAPTER_NAME] if has and active else []))
     return count
+
+
+@contextmanager
+def stage2_adapters(models: tuple[torch.nn.Module | None, ...], strength: float, keep_identity: bool) -> Iterator[int]:
+    """Within the block, every peft layer of ``models`` runs the ``"distilled"`` adapter at ``strength`` (when loaded
+    and ``strength`` != 0) and, unless ``keep_identity``, NO other adapter: the authors' stage 2 is the base model +
+    the distilled LoRA only (``scripts/inference_two_stage.py:198-216, 273-288``). Every layer's active adapters, the
+    distilled scale and ``requires_grad`` are restored afterwards, also on error. Yields the distilled layer count."""
+    saved = []
+    count = 0
+    try:
+        for layer in tuner_layers(*models):
+            has = DISTILLED_ADAPTER_NAME in layer_adapters(layer)
+            count += int(has)
+            others = [name for name in layer.active_adapters if name != DISTILLED_ADAPTER_NAME]
+            saved.append((layer, list(layer.active_adapters)))
+            wanted = (others if keep_identity else []) + ([DISTILLED_ADAPTER_NAME] if has and strength != 0 else [])
+            if has:
+                layer.set_scale(DISTILLED_ADAPTER_NAME, float(strength) if strength != 0 else 1.0)
+            _set_active(layer, wanted)
+        yield count
+    finally:
+        for layer, active in saved:
+            if DISTILLED_ADAPTER_NAME in layer_adapters(layer):
+                layer.set_scale(DISTILLED_ADAPTER_NAME, 1.0)
+            _set_active(layer, active)
+
+
+def _set_active(layer: Any, names: list[str]) -> None:
+    """``layer.set_adapter(names)`` keeping every parameter's ``requires_grad`` as it was."""
+    grads = {name: param.requires_grad for name, param in layer.named_parameters()}
+    layer.set_adapter(names)
+    for name, param in layer.named_parameters():
+        param.requires_grad_(grads.get(name, False))
+
+
+def active_adapter_scales(models: tuple[torch.nn.Module | None, ...], adapter: str) -> list[float]:
+    """Per layer holding ``adapter``: its effective scale multiplier if active (scaling * r / alpha), 0.0 if not."""
+    out = []
+    for layer in tuner_layers(*models):
+        if adapter not in layer_adapters(layer):
+            continue
+        if adapter in layer.active_adapters and not layer.disable_adapters:
+            out.append(float(layer.scaling[adapter] * layer.r[adapter] / layer.lora_alpha[adapter]))
+        else:
+            out.append(0.0)
+    return out
 
 
 def distilled_adapter_active(models: tuple[torch.nn.Module | None, ...]) -> list[float]:
     """Per layer holding the distilled adapter: its effective scale multiplier if active (scaling * r / alpha),
     0.0 if inactive. Empty if no distilled adapter is loaded."""
-    out = []
-    for layer in tuner_layers(*models):
-        if DISTILLED_ADAPTER_NAME not in layer_adapters(layer):
-            continue
-        if DISTILLED_ADAPTER_NAME in layer.active_adapters and not layer.disable_adapters:
-            out.append(float(layer.scaling[DISTILLED_ADAPTER_NAME] * layer.r[DISTILLED_ADAPTER_NAME]
-                             / layer.lora_alpha[DISTILLED_ADAPTER_NAME]))
-        else:
-            out.append(0.0)
-    return out
+    return active_adapter_scales(models, DISTILLED_ADAPTER_NAME)
 
 
 
@@ -201,7 +236,7 @@ def refine_stage2(
     pipeline: Any,
     video_latents: torch.Tensor,
     audio_state: LatentState,
-    pixels: torch.Tensor,
+    first_frame: Any,
     inputs: DenoiserInputs,
     generator: torch.Generator,
     sigmas: list[float],
@@ -209,24 +244,36 @@ def refine_stage2(
     frame_rate: float,
     callback: StepCallback | None,
     step_offset: int,
+    keep_identity: bool = False,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Stage 2 (pipeline module docstring, steps 6-8): stage-1 normalised video latents ``(1, C, F, h, w)`` ->
-    refined ``(1, C, F, 2h, 2w)``; the audio state is passed frozen (all tokens clean, timestep 0)."""
+    refined ``(1, C, F, 2h, 2w)``.
+
+    As the authors' stage 2 (``scripts/inference_two_stage.py:463-469, 489-544``): the audio is the stage-1 TARGET
+    tokens only, at their standard (float32) positions, frozen (timestep 0); no reference tokens; the model is the
+    base transformer + the distilled LoRA, the ID-LoRA adapter off. ``keep_identity=True`` keeps the ID-LoRA adapter
+    and the clean reference tokens at their stage-1 positions (this project's earlier behaviour, for ablations).
+    ``first_frame`` is the image encoded at the 2x size by ``pipeline.encode_first_frame`` (fit as in stage 1).
+    """
     device = pipeline._execution_device
     upsampled = pipeline.upsample_video_latents(video_latents).cpu()
     _, _, latent_frames, latent_height, latent_width = upsampled.shape
     spatial = pipeline.vae_spatial_compression_ratio
-    first = pipeline.encode_first_frame(pixels, latent_height * spatial, latent_width * spatial).cpu()
+    first = first_frame(latent_height * spatial, latent_width * spatial).cpu()
     noise = torch.randn(tuple(upsampled.shape), generator=generator)
     s0 = sigmas[0]
     video_state = pipeline.first_frame_video_state((1.0 - s0) * upsampled + s0 * noise, first, device)
-    frozen_audio = LatentState(latents=audio_state.latents, clean=audio_state.latents.clone(),
-                               denoise_mask=torch.zeros_like(audio_state.denoise_mask))
+    n_ref = 0 if keep_identity else inputs.num_reference_tokens
+    target_audio = audio_state.latents[:, n_ref:]
+    frozen_audio = LatentState(latents=target_audio, clean=target_audio.clone(),
+                               denoise_mask=torch.zeros(target_audio.shape[:2], device=target_audio.device))
     video_coords = pipeline.transformer.rope.prepare_video_coords(
         1, latent_frames, latent_height, latent_width, device, fps=frame_rate)
-    stage_inputs = replace(inputs, video_coords=video_coords, latent_height=latent_height,
-                           latent_width=latent_width, negative_prompt_embeds=None,
-                           negative_audio_prompt_embeds=None, negative_prompt_mask=None)
+    audio_coords = (inputs.audio_coords if keep_identity
+                    else pos.audio_coords(0, int(target_audio.shape[1]), device=device))
+    stage_inputs = replace(inputs, video_coords=video_coords, latent_height=latent_height, latent_width=latent_width,
+                           audio_coords=audio_coords, num_reference_tokens=inputs.num_reference_tokens - n_ref,
+                           negative_prompt_embeds=None, negative_audio_prompt_embeds=None, negative_prompt_mask=None)
     no_guidance = GuidanceConfig(video_scale=1.0, audio_scale=1.0, identity_scale_code=0.0, stg_scale=0.0,
                                  stg_blocks=(), modality_scale=1.0)  # one positive pass per step
     denoiser = TransformerDenoiser(pipeline.transformer, stage_inputs, no_guidance, batched=True,
@@ -237,15 +284,12 @@ def refine_stage2(
             callback(step + step_offset, video, audio)
     models = (pipeline.transformer, pipeline.connectors)
     active = pipeline.distilled_lora_loaded and strength != 0
-    try:
-        if active:
-            set_distilled_adapter(models, active=True, strength=strength)
+    with stage2_adapters(models, strength if active else 0.0, keep_identity):
         video_state, _ = sample(denoiser, video_state, frozen_audio, sigmas, step_callback)
-    finally:
-        if active:
-            set_distilled_adapter(models, active=False)
     refined = pipeline.unpack_video(video_state.latents, latent_frames, latent_height, latent_width)
     info = {"sigmas": list(sigmas), "renoise_sigma": s0, "distilled_lora_strength": strength if active else 0.0,
-            "passes": [GuidancePass.POSITIVE.value], "forward_calls": denoiser.forward_calls,
-            "video_tokens": int(refined[0, 0].numel()), "audio": "frozen (stage-1 latents, timestep 0)"}
+            "identity_lora": "kept" if keep_identity else "off", "passes": [GuidancePass.POSITIVE.value],
+            "forward_calls": denoiser.forward_calls, "video_tokens": int(refined[0, 0].numel()),
+            "audio_tokens": int(target_audio.shape[1]),
+            "audio": "frozen stage-1 " + ("[reference ; target]" if keep_identity else "target tokens only")}
     return refined, info

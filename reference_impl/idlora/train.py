@@ -79,6 +79,7 @@ class StrategySection(_Strict):
     mask_reference_from_text_attention: bool = True
     blocked_text_rows: Literal["zero", "uniform"] = "zero"
     use_negative_ref_positions: bool = True
+    positions_dtype: Literal["bfloat16", "float32"] = "bfloat16"
     use_cross_timestep: bool = False
 
 
@@ -153,6 +154,7 @@ class TrainConfig(_Strict):
             mask_reference_from_text_attention=s.mask_reference_from_text_attention,
             blocked_text_rows=s.blocked_text_rows,
             use_negative_ref_positions=s.use_negative_ref_positions,
+            positions_dtype=s.positions_dtype,
             sigma_std=f.std,
             min_shift=f.min_shift,
             max_shift=f.max_shift,

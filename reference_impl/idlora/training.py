@@ -59,6 +59,9 @@ class RecipeConfig:
     #: row becomes the same, so the row attends uniformly to all text tokens (padding included).
     blocked_text_rows: Literal["zero", "uniform"] = "zero"
     use_negative_ref_positions: bool = True
+    #: Audio positions as the authors' training builds them: reference AND target rows rounded to bfloat16
+    #: (``audio_ref_only_ic.py:248-267, 414-438``); "float32" keeps them exact.
+    positions_dtype: Literal["bfloat16", "float32"] = "bfloat16"
     #: Shifted logit-normal: ``shift = min_shift + (L - min_tokens) * (max_shift - min_shift) / (max_tokens - min_tokens)``.
     sigma_std: float = 1.0
     min_shift: float = 0.95
@@ -395,6 +398,8 @@ def prepare_training_inputs(
         target_x0.shape[1],
         batch_size=batch_size,
         mode="negative" if recipe.use_negative_ref_positions else "standard",
+        positions_dtype=recipe.positions_dtype,
+        training_target_dtype=True,
         device=device,
     )
     a2v, text = build_training_masks(
