@@ -14,9 +14,17 @@ diffusers' LTX-2 defaults (48 blocks, 4096/2048 widths, ~19B parameters; timings
 weight values). Needs a CUDA GPU with about 45 GB free; on a machine without one it refuses unless
 ``--tiny`` (the tiny random transformer on CPU, a smoke check of this script only).
 
+With ``--end-to-end`` it instead runs the whole ``IDLoRAPipeline`` (model store weights: ``bench models pull
+ltx-2 ltx-2-spatial-upscaler-x2 ltx-2-distilled-lora``; ``--tiny``: tiny random components on CPU) for
+one-stage 512 and two-stage 512 -> 1024, under each offload mode (``none``: everything resident; ``model``:
+diffusers' model CPU offload), and prints per configuration: seconds per stage-1 and stage-2 step, prompt
+encoding, decode and whole-sample seconds, and peak GPU memory. The prompt is encoded inside the timed call (a
+fresh text each run), as for the first pair of a split; later pairs of a split reuse the cache.
+
     python scripts/bench_idlora_gpu.py                 # GPU, full size
     python scripts/bench_idlora_gpu.py --tiny          # CPU smoke check
     python scripts/bench_idlora_gpu.py --json out.json # also write the figures as JSON
+    python scripts/bench_idlora_gpu.py --end-to-end --offload none model --json e2e.json
 """
 
 from __future__ import annotations
@@ -60,6 +68,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per mode")
     parser.add_argument("--dtype", default=None, help="bfloat16 (GPU default) or float32 (tiny default)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here as JSON")
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="time the whole pipeline (one-stage 512, two-stage 1024) per offload mode")
+    parser.add_argument("--offload", nargs="+", choices=("none", "model"), default=["none", "model"],
+                        help="offload modes for --end-to-end")
+    parser.add_argument("--samples", type=int, default=2, help="timed samples per configuration (--end-to-end)")
     return parser.parse_args(argv)
 
 
@@ -163,6 +176,116 @@ def time_mode(transformer: Any, inputs: DenoiserInputs, video: LatentState, audi
     return result
 
 
+def load_pipeline(args: argparse.Namespace, offload: str, device: torch.device, dtype: torch.dtype) -> Any:
+    """The full pipeline with the two-stage parts attached, placed for ``offload``."""
+    from reference_impl.idlora.pipeline import IDLoRAPipeline
+
+    if args.tiny:
+        from reference_impl.idlora.tiny import tiny_distilled_lora_state_dict
+
+        pipeline = IDLoRAPipeline.tiny_random(0)
+        pipeline.load_distilled_lora(tiny_distilled_lora_state_dict(pipeline.transformer, 0))
+        return pipeline.to(device)
+    from reference_impl.idlora.methods import LTX2_BASE
+    from reference_impl.idlora.stage2 import load_latent_upsampler
+
+    for card in LTX2_BASE.base + LTX2_BASE.two_stage:
+        card.verify()  # a missing file names `bench models pull ...`
+    pipeline = IDLoRAPipeline.from_pretrained(str(LTX2_BASE.folder()), torch_dtype=dtype)
+    pipeline.set_latent_upsampler(load_latent_upsampler(LTX2_BASE.upsampler.verify(), dtype=dtype))
+    pipeline.load_distilled_lora(LTX2_BASE.distilled_lora.verify())
+    if offload == "model":
+        pipeline.enable_model_cpu_offload(device=device)
+        return pipeline
+    return pipeline.to(device)
+
+
+def time_sample(pipeline: Any, args: argparse.Namespace, two_stage: bool, index: int, device: torch.device,
+                stage1_steps: int) -> dict[str, float | None]:
+    """One timed sample: prompt encoding, stage-1 and stage-2 step times, decode and total seconds."""
+    import numpy as np
+
+    timers: dict[str, float] = {"encode_s": 0.0, "decode_s": 0.0}
+    originals = {name: getattr(pipeline, name) for name in ("encode_text", "decode_video", "decode_audio")}
+
+    def timed(name: str, key: str) -> Any:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            synchronize(device)
+            start = time.perf_counter()
+            out = originals[name](*a, **k)
+            synchronize(device)
+            timers[key] += time.perf_counter() - start
+            return out
+        return wrapper
+
+    pipeline.encode_text = timed("encode_text", "encode_s")
+    pipeline.decode_video = timed("decode_video", "decode_s")
+    pipeline.decode_audio = timed("decode_audio", "decode_s")
+    stamps: list[float] = []
+
+    def on_step(step: int, video: Any, audio: Any) -> None:
+        synchronize(device)
+        stamps.append(time.perf_counter())
+
+    rng = np.random.default_rng(index)
+    image = rng.integers(0, 256, (args.height, args.width, 3), dtype=np.uint8)
+    reference = (0.1 * rng.standard_normal(int(16_000 * args.reference_seconds))).astype(np.float32)
+    prompt = f"[VISUAL]: a person talks, take {index}. [SPEECH]: hello there [SOUNDS]: calm voice"
+    blocks = len(pipeline.transformer.transformer_blocks)
+    guidance = GuidanceConfig(stg_blocks=(29 if blocks > 29 else blocks - 1,))
+    try:
+        synchronize(device)
+        start = time.perf_counter()
+        pipeline(prompt, image, reference, 16_000, height=args.height, width=args.width, num_frames=args.frames,
+                 frame_rate=args.fps, num_inference_steps=stage1_steps, guidance=guidance, seed=index,
+                 two_stage=two_stage, callback=on_step)
+        synchronize(device)
+        total = time.perf_counter() - start
+    finally:
+        for name in originals:
+            delattr(pipeline, name)
+    steps = np.diff(stamps)
+    stage1 = steps[: stage1_steps - 1]  # the first step's stamp has no predecessor inside the loop
+    stage2 = steps[stage1_steps:] if two_stage else np.zeros(0)
+    return {"total_s": total, **timers, "stage1_step_s": float(stage1.mean()) if stage1.size else None,
+            "stage2_step_s": float(stage2.mean()) if stage2.size else None}
+
+
+def end_to_end(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> list[dict[str, Any]]:
+    """Per offload mode, one-stage and two-stage samples (the first one untimed as warm-up)."""
+    rows: list[dict[str, Any]] = []
+    stage1_steps = 4 if args.tiny else 30
+    for offload in args.offload:
+        if device.type != "cuda" and offload == "model":
+            continue  # model offload needs an accelerator
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        pipeline = load_pipeline(args, offload, device, dtype)
+        for two_stage in (False, True):
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            samples = [time_sample(pipeline, args, two_stage, i, device, stage1_steps)
+                       for i in range(1 + args.samples)][1:]
+            row: dict[str, Any] = {
+                "offload": offload, "two_stage": two_stage,
+                "output": f"{args.width * (2 if two_stage else 1)}x{args.height * (2 if two_stage else 1)}"
+                          f"x{args.frames}",
+                **{key: (None if samples[0][key] is None else sum(s[key] for s in samples) / len(samples))  # type: ignore[misc]
+                   for key in samples[0]},
+            }
+            if device.type == "cuda":
+                row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+            rows.append(row)
+            stage2 = "-" if row["stage2_step_s"] is None else f"{row['stage2_step_s']:.3f}"
+            print(f"  offload={offload:<5} {'two-stage' if two_stage else 'one-stage':>9} {row['output']:>15}: "
+                  f"{row['total_s']:.2f} s/sample (prompt {row['encode_s']:.2f} s, stage-1 "
+                  f"{row['stage1_step_s']:.3f} s/step, stage-2 {stage2} s/step, decode "
+                  f"{row['decode_s']:.2f} s)" + (f", peak {row['peak_memory_gib']:.1f} GiB"
+                                                 if "peak_memory_gib" in row else ""))
+        del pipeline
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     has_cuda = torch.cuda.is_available()
@@ -179,6 +302,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.tiny:
         args.reference_seconds = min(args.reference_seconds, 1.0)
     torch.manual_seed(0)
+    if args.end_to_end:
+        device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+        print(f"ID-LoRA end to end, {device_name}, {'tiny random' if args.tiny else 'LTX-2 (model store)'}, "
+              f"{str(dtype).removeprefix('torch.')}, stage 1 {args.width}x{args.height}x{args.frames}")
+        rows = end_to_end(args, device, dtype)
+        if args.json:
+            args.json.write_text(json.dumps({"device": device_name, "rows": rows, "torch": torch.__version__},
+                                            indent=2))
+        return 0
     build_start = time.perf_counter()
     with torch.no_grad():
         transformer, weights = build_transformer(args, device, dtype)

@@ -314,3 +314,58 @@ def test_method_two_stage_option_config_and_weights(synth_split: Path, tmp_path:
     monkeypatch.setenv("IDLORA_BENCH_MODELS", str(tmp_path / "empty-store"))
     with pytest.raises(WeightsError, match="ltx-2-distilled-lora ltx-2-spatial-upscaler-x2"):
         LTXZeroShotMethod(model="ltx-2", two_stage=True).prepare(split)
+
+
+def test_tiled_decode_tiles_in_space_and_time_and_restores_the_vae(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiles shrunk so the tiny VAE is cut into 2x2 spatial and 2 temporal tiles (the real setting only tiles
+    outputs above 512 px / 64 frames). A random VAE blends seams visibly, so only the path is checked here; the
+    values of diffusers' blending are diffusers' own."""
+    from reference_impl.idlora import codecs
+
+    monkeypatch.setitem(codecs.VAE_TILING, "tile_sample_min_height", 96)
+    monkeypatch.setitem(codecs.VAE_TILING, "tile_sample_min_width", 96)
+    monkeypatch.setitem(codecs.VAE_TILING, "tile_sample_min_num_frames", 24)
+    monkeypatch.setitem(codecs.VAE_TILING, "tile_sample_stride_height", 64)
+    monkeypatch.setitem(codecs.VAE_TILING, "tile_sample_stride_width", 64)
+    monkeypatch.setitem(codecs.VAE_TILING, "tile_sample_stride_num_frames", 16)
+    pipeline = IDLoRAPipeline.tiny_random(0)
+    calls: list[tuple[str, tuple[int, ...]]] = []
+    for name in ("tiled_decode", "_temporal_tiled_decode"):
+        original = getattr(pipeline.vae, name)
+
+        def spy(z, *args, _original=original, _name=name, **kwargs):
+            calls.append((_name, tuple(z.shape)))
+            return _original(z, *args, **kwargs)
+
+        monkeypatch.setattr(pipeline.vae, name, spy)
+    latents = torch.randn(1, 8, 5, 4, 4, generator=torch.Generator().manual_seed(0))
+    whole = pipeline.decode_video(latents, tiled=False)
+    assert calls == []
+    tiled = pipeline.decode_video(latents, tiled=True)
+    assert tiled.shape == whole.shape == (33, 128, 128, 3) and not np.array_equal(tiled, whole)
+    assert calls[0] == ("_temporal_tiled_decode", (1, 8, 5, 4, 4))
+    tiles = calls[1:]  # each temporal tile is decoded spatially tiled, and none holds every latent frame
+    assert len(tiles) >= 2 and {name for name, _ in tiles} == {"tiled_decode"}
+    assert all(shape[2] < 5 for _, shape in tiles)
+    assert pipeline.vae.use_tiling is False and pipeline.vae.use_framewise_decoding is False
+    assert np.array_equal(pipeline.decode_video(latents, tiled=False), whole)  # untiled again afterwards
+
+
+def test_gpu_benchmark_script_end_to_end_mode_reports_each_configuration(tmp_path: Path) -> None:
+    """The CPU smoke run of ``scripts/bench_idlora_gpu.py --end-to-end`` (the figures themselves need a GPU)."""
+    import importlib.util
+    import json
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "bench_idlora_gpu.py"
+    spec = importlib.util.spec_from_file_location("bench_idlora_gpu", script)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    out = tmp_path / "e2e.json"
+    assert module.main(["--tiny", "--end-to-end", "--samples", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["offload"], r["two_stage"], r["output"]) for r in rows] == [("none", False, "64x64x9"),
+                                                                          ("none", True, "128x128x9")]
+    for row in rows:
+        assert 0 < row["encode_s"] < row["total_s"] and 0 < row["decode_s"] < row["total_s"]
+        assert 0 < row["stage1_step_s"] < row["total_s"]
+    assert rows[1]["stage2_step_s"] > 0

@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--out", help="run folder (one method); default RUNS_ROOT/SPLIT/METHOD-seedN")
     run.add_argument("--runs-root", default="runs", help="where run folders go (default: runs)")
-    run.add_argument("--model", help="method option 'model' (idlora / ltx-zeroshot: ltx-2 or tiny-random)")
+    run.add_argument("--model", help="method option 'model' (idlora / ltx-zeroshot: ltx-2, ltx-2.3, tiny-random or tiny-random-2.3)")
     run.add_argument("--option", action="append", metavar="KEY=VALUE",
                      help="method option, repeatable (e.g. --option checkpoint=talkvid --option steps=30)")
     run.set_defaults(func=cmd_run)

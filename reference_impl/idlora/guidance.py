@@ -248,12 +248,16 @@ CROSS_MODAL_MODULES = ("audio_to_video_attn", "video_to_audio_attn")
 
 
 @contextlib.contextmanager
-def perturbed(transformer: torch.nn.Module, perturbations: Sequence[Perturbation]) -> Iterator[None]:
+def perturbed(transformer: torch.nn.Module, perturbations: Sequence[Perturbation],
+              self_attention: bool = True) -> Iterator[None]:
     """Within the block, the transformer applies ``perturbations[b]`` to batch element ``b``.
 
     Forward hooks are registered only on the attention modules that at least one element skips; each
     multiplies the module's output ``(B, S, D)`` by a keep mask ``(B, 1, 1)`` (0 for skipping elements),
-    which removes exactly that sub-layer's residual contribution. Hooks are removed on exit, also on errors.
+    which removes exactly that sub-layer's residual contribution (LTX-2.0's STG and the modality isolation of both
+    versions). ``self_attention=False`` leaves the STG blocks alone: LTX-2.3's STG passes the values through
+    instead, which diffusers does itself (``perturbed_attn`` models, ``perturbation_mask``; see
+    :class:`~reference_impl.idlora.sampling.TransformerDenoiser`). Hooks are removed on exit, also on errors.
 
     Raises:
         ValueError: an STG block index outside the transformer's blocks.
@@ -279,7 +283,7 @@ def perturbed(transformer: torch.nn.Module, perturbations: Sequence[Perturbation
         for index, block in enumerate(blocks):
             self_keep = torch.tensor([0.0 if index in p.skip_self_attention_blocks else 1.0 for p in perturbations],
                                      device=home)
-            if bool((self_keep == 0).any()):
+            if self_attention and bool((self_keep == 0).any()):
                 for name in SELF_ATTENTION_MODULES:
                     handles.append(getattr(block, name).register_forward_hook(keep_hook(self_keep)))
             cross_keep = torch.tensor([0.0 if p.skip_cross_modal_attention else 1.0 for p in perturbations],

@@ -5,8 +5,11 @@ Both generate one clip per pair with :class:`~reference_impl.idlora.pipeline.IDL
 first frame is the visual condition, the reference clip's audio the voice reference (``idlora`` only), the
 pair's prompt the text. Options (all keyword, strings from a command line are coerced):
 
-- ``model``: ``"ltx-2"`` (real weights from the model store; realistically a CUDA GPU) or ``"tiny-random"``
-  (every component tiny and random, CPU, seconds; results are marked smoke and refused by tables).
+- ``model``: ``"ltx-2"`` (real weights from the model store; realistically a CUDA GPU), ``"ltx-2.3"`` (the 22B
+  LTX-2.3 base from a diffusers-format folder and the 2.3 ID-LoRA adapters; see
+  ``reference_impl.idlora.weights_cards`` for why not the single file), ``"tiny-random"`` / ``"tiny-random-2.3"``
+  (every component tiny and random in the 2.0 / 2.3 architecture, CPU, seconds; results are marked smoke and
+  refused by tables).
 - ``checkpoint`` (``idlora`` only): ``"celebvhq"`` / ``"talkvid"`` (the released LoRAs from the model store) or
   a path to a LoRA ``.safetensors`` (ltx-core or diffusers naming). Ignored for ``tiny-random`` unless a path.
 - guidance: ``video_scale`` (w_v, 3), ``audio_scale`` (w_a, 7), ``identity_scale_paper`` (s, 4) OR
@@ -16,13 +19,18 @@ pair's prompt the text. Options (all keyword, strings from a command line are co
   64 for tiny-random) or explicit ``height`` + ``width``, ``reference_positions`` (``"negative"``),
   ``negative_prompt``, ``batched_guidance`` (True), ``device`` (``"auto"``), ``dtype`` (``"bfloat16"`` on CUDA,
   ``"float32"`` on CPU), ``offload`` (``"model"``: diffusers' model CPU offload on a GPU, the default for
-  ``ltx-2``; ``"none"``: everything resident, about 70 GB), ``tiny_seed`` (0).
+  real models: one component on the GPU at a time, so the weights resident at once are at most the transformer's,
+  35.2 GiB in bf16 for LTX-2's 18.9 B parameters (about 41 GiB for LTX-2.3's 22 B); Gemma-3-12B (12.2 B, 22.7 GiB
+  bf16) visits the GPU only to encode prompts, once per distinct text with ``precompute_prompts``; ``"none"``:
+  everything resident, about 60 GiB of weights (35.2 + 22.7 + VAEs, connectors, vocoder) plus activations, for an
+  80 GB card; activation peaks per mode are measured by ``scripts/bench_idlora_gpu.py``), ``tiny_seed`` (0).
 - ``two_stage`` (False; True for the paper's reported 1024x1024 outputs): stage 1 at the resolution above
   (512), then the x2 latent upsampler, re-noise to 0.909375 and 3 Euler steps (0.909375, 0.725, 0.421875, 0)
   with the distilled LoRA at ``distilled_lora_strength`` (0.8), no guidance, audio frozen (see
   ``reference_impl.idlora.pipeline``); the output is 2x the stage-1 size. Needs the model store files
   ``ltx-2-spatial-upscaler-x2/ltx-2-spatial-upscaler-x2-1.0.safetensors`` and
-  ``ltx-2-distilled-lora/ltx-2-19b-distilled-lora-384.safetensors``. For ``tiny-random``: a tiny random
+  ``ltx-2-distilled-lora/ltx-2-19b-distilled-lora-384.safetensors`` (for ``ltx-2.3``: the 2.3 upsampler v1.1 and
+  ``ltx-2.3-22b-distilled-lora-384``). For ``tiny-random``: a tiny random
   upsampler and a random rank-4 stand-in LoRA (seeded by ``tiny_seed``) take their place.
 
 Every option that changes outputs is in :meth:`config`.
@@ -36,69 +44,32 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator, model_validator
 
-from idlora_bench.checkpoints.weights import WeightsFile, models_dir
+from idlora_bench.checkpoints.weights import WeightsFile
 from idlora_bench.core.errors import WeightsError
 from idlora_bench.core.io import file_sha256
 from idlora_bench.data.media import decode, write_mp4
 from idlora_bench.data.splits import ResolvedPair, Split
 from idlora_bench.methods.base import Method, MethodOptions
-
-LTX2_REPO = "Lightricks/LTX-2"
-LTX2_REVISION = "47da56e2ad66ce4125a9922b4a8826bf407f9d0a"
-LTX2_MODEL = "ltx-2"
-LTX2_LICENCE = "LTX-2 Community License"
-
-# The diffusers-format files of Lightricks/LTX-2 the pipeline loads (text encoder: Gemma-3-12B, F32, 11 shards).
-LTX2_FILES: tuple[str, ...] = (
-    "model_index.json",
-    "scheduler/scheduler_config.json",
-    "transformer/config.json",
-    "transformer/diffusion_pytorch_model.safetensors.index.json",
-    *(f"transformer/diffusion_pytorch_model-{i:05d}-of-00008.safetensors" for i in range(1, 9)),
-    "connectors/config.json",
-    "connectors/diffusion_pytorch_model.safetensors",
-    "vae/config.json",
-    "vae/diffusion_pytorch_model.safetensors",
-    "audio_vae/config.json",
-    "audio_vae/diffusion_pytorch_model.safetensors",
-    "vocoder/config.json",
-    "vocoder/diffusion_pytorch_model.safetensors",
-    "text_encoder/config.json",
-    "text_encoder/model.safetensors.index.json",
-    *(f"text_encoder/model-{i:05d}-of-00011.safetensors" for i in range(1, 12)),
-    "tokenizer/tokenizer.json",
-    "tokenizer/tokenizer.model",
-    "tokenizer/tokenizer_config.json",
-)
-LTX2_WEIGHTS: tuple[WeightsFile, ...] = tuple(
-    WeightsFile(model=LTX2_MODEL, file=name, source=f"hf:{LTX2_REPO}@{LTX2_REVISION}:{name}", sha256=None,
-                licence=LTX2_LICENCE)
-    for name in LTX2_FILES
+from reference_impl.idlora.weights_cards import (
+    LTX2_MODEL,
+    LTX23_MODEL,
+    LTX_BASES,
+    LTXBase,
+    architecture_version,
+    missing_shards,
 )
 
-# The released ID-LoRA adapters. No pinned revision was found in public code: "main" (NOT reproducible
-# until a commit hash replaces it).
-IDLORA_REVISION = "main"
-IDLORA_LORAS: dict[str, WeightsFile] = {
-    name: WeightsFile(model=f"id-lora-{name}", file="lora_weights.safetensors",
-                      source=f"hf:AviadDahan/ID-LoRA-{repo}@{IDLORA_REVISION}:lora_weights.safetensors",
-                      sha256=None, licence=LTX2_LICENCE)
-    for name, repo in (("celebvhq", "CelebVHQ"), ("talkvid", "TalkVid"))
-}
+# Re-exported names of the LTX-2 cards (see reference_impl.idlora.weights_cards for both bases).
+LTX2_BASE = LTX_BASES[LTX2_MODEL]
+LTX2_WEIGHTS: tuple[WeightsFile, ...] = LTX2_BASE.base
+LTX2_UPSAMPLER, LTX2_DISTILLED_LORA = LTX2_BASE.upsampler, LTX2_BASE.distilled_lora
+TWO_STAGE_WEIGHTS: tuple[WeightsFile, ...] = LTX2_BASE.two_stage
+IDLORA_LORAS: dict[str, WeightsFile] = LTX2_BASE.id_loras
+ALL_BASE_WEIGHTS: tuple[WeightsFile, ...] = tuple(w for b in LTX_BASES.values() for w in (*b.base, *b.two_stage))
+ALL_ID_LORAS: tuple[WeightsFile, ...] = tuple(w for b in LTX_BASES.values() for w in b.id_loras.values())
 
-# Two-stage refinement: the x2 spatial latent upsampler and the distilled LoRA (single-file ltx-core checkpoints in
-# the same repository and revision; sha256 not published: pinned by the revision, recorded at pull).
-UPSAMPLER_FILE = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
-DISTILLED_LORA_FILE = "ltx-2-19b-distilled-lora-384.safetensors"
-LTX2_UPSAMPLER = WeightsFile(model="ltx-2-spatial-upscaler-x2", file=UPSAMPLER_FILE,
-                             source=f"hf:{LTX2_REPO}@{LTX2_REVISION}:{UPSAMPLER_FILE}", sha256=None,
-                             licence=LTX2_LICENCE)
-LTX2_DISTILLED_LORA = WeightsFile(model="ltx-2-distilled-lora", file=DISTILLED_LORA_FILE,
-                                  source=f"hf:{LTX2_REPO}@{LTX2_REVISION}:{DISTILLED_LORA_FILE}", sha256=None,
-                                  licence=LTX2_LICENCE)
-TWO_STAGE_WEIGHTS: tuple[WeightsFile, ...] = (LTX2_UPSAMPLER, LTX2_DISTILLED_LORA)
-
-MODELS = ("ltx-2", "tiny-random")
+MODELS = ("ltx-2", "ltx-2.3", "tiny-random", "tiny-random-2.3")
+TINY_BASES = {"tiny-random": LTX2_MODEL, "tiny-random-2.3": LTX23_MODEL}  # the architecture each tiny model has
 REAL_DEFAULTS: dict[str, Any] = {"steps": 30, "frames": 121, "long_side": 512, "stg_block": 29}
 TINY_DEFAULTS: dict[str, Any] = {"steps": 4, "frames": 9, "long_side": 64, "stg_block": 1}
 
@@ -110,7 +81,7 @@ class LTXOptions(MethodOptions):
     is ``None`` too.
     """
 
-    model: Literal["ltx-2", "tiny-random"] = "ltx-2"
+    model: Literal["ltx-2", "ltx-2.3", "tiny-random", "tiny-random-2.3"] = "ltx-2"
     video_scale: float = 3.0
     audio_scale: float = 7.0
     stg_scale: float = 1.0
@@ -150,7 +121,12 @@ class LTXOptions(MethodOptions):
 
     @property
     def smoke(self) -> bool:
-        return self.model == "tiny-random"
+        return self.model in TINY_BASES
+
+    @property
+    def base(self) -> LTXBase:
+        """The LTX base whose cards and architecture this model uses (tiny models: their architecture only)."""
+        return LTX_BASES[TINY_BASES.get(self.model, self.model)]
 
     def default(self, key: str) -> Any:
         """The option's value, or the model's default when it is None."""
@@ -178,8 +154,8 @@ class IDLoRAOptions(LTXOptions):
 
         if self.identity_scale_paper is not None and self.identity_scale_code is not None:
             raise ValueError("give identity_scale_paper (s) or identity_scale_code (s - 1): one convention, not both")
-        if self.checkpoint not in IDLORA_LORAS and not Path(self.checkpoint).is_file():
-            raise ValueError(f"checkpoint must be one of {sorted(IDLORA_LORAS)} or an existing LoRA .safetensors "
+        if self.checkpoint not in self.base.id_loras and not Path(self.checkpoint).is_file():
+            raise ValueError(f"checkpoint must be one of {sorted(self.base.id_loras)} or an existing LoRA .safetensors "
                              f"file, got {self.checkpoint!r}")
         if self.reference_positions not in REFERENCE_POSITION_MODES:
             raise ValueError(f"reference_positions must be one of {REFERENCE_POSITION_MODES}, "
@@ -195,7 +171,7 @@ class LTXZeroShotMethod(Method):
 
     name: ClassVar[str] = "ltx-zeroshot"
     description: ClassVar[str] = "LTX-2 zero-shot (no LoRA, no voice reference) with the ID-LoRA sampler"
-    weights: ClassVar[tuple[WeightsFile, ...]] = LTX2_WEIGHTS + TWO_STAGE_WEIGHTS
+    weights: ClassVar[tuple[WeightsFile, ...]] = ALL_BASE_WEIGHTS
     uses_reference: ClassVar[bool] = False
 
     options_model: ClassVar[type[MethodOptions]] = LTXOptions
@@ -208,6 +184,7 @@ class LTXZeroShotMethod(Method):
         super().__init__(**options)
         o = self.options
         self.model = o.model
+        self.base = o.base
         self.smoke = o.smoke  # per instance: the runner reads method.smoke
         self.steps = int(o.default("steps"))
         self.frames = int(o.default("frames"))
@@ -239,7 +216,7 @@ class LTXZeroShotMethod(Method):
         if self.smoke:
             return "cpu"
         if not torch.cuda.is_available():
-            raise RuntimeError(f"method {self.name!r} with model 'ltx-2' needs a CUDA GPU (19B parameters); "
+            raise RuntimeError(f"method {self.name!r} with model {self.model!r} needs a CUDA GPU (19-22B parameters); "
                                "pass device='cpu' to force the CPU")
         return "cuda"
 
@@ -259,8 +236,8 @@ class LTXZeroShotMethod(Method):
         config: dict[str, Any] = {
             "method": self.name,
             "model": self.model,
-            "base_weights": (f"tiny-random(seed={self.tiny_seed})" if self.smoke
-                             else f"hf:{LTX2_REPO}@{LTX2_REVISION}"),
+            "architecture": self.base.version,
+            "base_weights": (f"{self.model}(seed={self.tiny_seed})" if self.smoke else self.base.source),
             "guidance": self.guidance_config().as_dict(),
             "steps": self.steps,
             "sigmas": ltx2_sigmas(self.steps),
@@ -291,10 +268,11 @@ class LTXZeroShotMethod(Method):
                 "audio": ("frozen [reference ; target]" if self.options.stage2_keep_identity
                           else "frozen target tokens only"),
                 "upsampler": (f"tiny-random(seed={self.tiny_seed + 6})" if self.smoke
-                              else {"source": LTX2_UPSAMPLER.source, "sha256": LTX2_UPSAMPLER.expected_sha256()}),
+                              else {"source": self.base.upsampler.source,
+                                    "sha256": self.base.upsampler.expected_sha256()}),
                 "distilled_lora": (f"tiny-random(rank=4, seed={self.tiny_seed})" if self.smoke
-                                   else {"source": LTX2_DISTILLED_LORA.source,
-                                         "sha256": LTX2_DISTILLED_LORA.expected_sha256()}),
+                                   else {"source": self.base.distilled_lora.source,
+                                         "sha256": self.base.distilled_lora.expected_sha256()}),
             }
         return config
 
@@ -307,10 +285,16 @@ class LTXZeroShotMethod(Method):
                 weights.verify()
             except WeightsError as exc:
                 problems.append(str(exc).split(" Fix: ")[0])
+        if not problems and not self.base.shards_listed:
+            folder = self.base.folder()
+            problems += [f"{folder / name} is missing (named by its index file)" for name in missing_shards(folder)]
+            if architecture_version(folder) != self.base.version:
+                problems.append(f"{folder / 'transformer/config.json'} is an LTX-{architecture_version(folder)} "
+                                f"transformer, not LTX-{self.base.version}")
         if problems:
             models = sorted({w.model for w in files})
             raise WeightsError(
-                f"method {self.name!r} (model 'ltx-2') cannot load: {len(problems)} weights file(s) missing or "
+                f"method {self.name!r} (model {self.model!r}) cannot load: {len(problems)} weights file(s) missing or "
                 f"unverified, e.g. {problems[0]} Fix: bench models pull {' '.join(models)} "
                 "(or, without internet, bench models import DIR)"
             )
@@ -318,7 +302,7 @@ class LTXZeroShotMethod(Method):
     def _check_weights(self) -> None:
         """Raise a WeightsError naming ``bench models pull ...`` unless every needed file is verified."""
         if not self.smoke:
-            self._verify_weights(LTX2_WEIGHTS + (TWO_STAGE_WEIGHTS if self.two_stage else ()))
+            self._verify_weights(self.base.base + (self.base.two_stage if self.two_stage else ()))
 
     def _load_base(self) -> Any:
         import torch
@@ -326,9 +310,9 @@ class LTXZeroShotMethod(Method):
         from reference_impl.idlora.pipeline import IDLoRAPipeline
 
         if self.smoke:
-            return IDLoRAPipeline.tiny_random(self.tiny_seed)
+            return IDLoRAPipeline.tiny_random(self.tiny_seed, self.base.version)  # type: ignore[arg-type]
         dtype = getattr(torch, self._dtype_name())
-        return IDLoRAPipeline.from_pretrained(str(models_dir() / LTX2_MODEL), torch_dtype=dtype)
+        return IDLoRAPipeline.from_pretrained(str(self.base.folder()), torch_dtype=dtype)
 
     def _load_adapters(self, pipeline: Any) -> None:
         """No adapter for the zero-shot baseline."""
@@ -344,8 +328,8 @@ class LTXZeroShotMethod(Method):
             pipeline.load_distilled_lora(tiny_distilled_lora_state_dict(pipeline.transformer, self.tiny_seed))
             return
         dtype = getattr(torch, self._dtype_name())
-        pipeline.set_latent_upsampler(load_latent_upsampler(LTX2_UPSAMPLER.verify(), dtype=dtype))
-        pipeline.load_distilled_lora(LTX2_DISTILLED_LORA.verify())
+        pipeline.set_latent_upsampler(load_latent_upsampler(self.base.upsampler.verify(), dtype=dtype))
+        pipeline.load_distilled_lora(self.base.distilled_lora.verify())
 
     def prepare(self, split: Split | None) -> None:
         if self._pipeline is not None:
@@ -404,7 +388,7 @@ class IDLoRAMethod(LTXZeroShotMethod):
 
     name: ClassVar[str] = "idlora"
     description: ClassVar[str] = "ID-LoRA reference implementation (LTX-2 + identity LoRA, identity guidance)"
-    weights: ClassVar[tuple[WeightsFile, ...]] = LTX2_WEIGHTS + TWO_STAGE_WEIGHTS + tuple(IDLORA_LORAS.values())
+    weights: ClassVar[tuple[WeightsFile, ...]] = ALL_BASE_WEIGHTS + ALL_ID_LORAS
     uses_reference: ClassVar[bool] = True
 
     options_model: ClassVar[type[MethodOptions]] = IDLoRAOptions
@@ -430,13 +414,13 @@ class IDLoRAMethod(LTXZeroShotMethod):
             return Path(self.checkpoint)
         if self.smoke:
             return None  # tiny-random has no released adapter: the random base model alone
-        return IDLORA_LORAS[self.checkpoint].verify()
+        return self.base.id_loras[self.checkpoint].verify()
 
     def _check_weights(self) -> None:
         if self.smoke:
             return
-        lora = () if Path(self.checkpoint).is_file() else (IDLORA_LORAS[self.checkpoint],)
-        self._verify_weights(LTX2_WEIGHTS + (TWO_STAGE_WEIGHTS if self.two_stage else ()) + lora)
+        lora = () if Path(self.checkpoint).is_file() else (self.base.id_loras[self.checkpoint],)
+        self._verify_weights(self.base.base + (self.base.two_stage if self.two_stage else ()) + lora)
 
     def _load_adapters(self, pipeline: Any) -> None:
         path = self._lora_file()
@@ -452,7 +436,7 @@ class IDLoRAMethod(LTXZeroShotMethod):
             lora = {"name": self.checkpoint, "loaded": False,
                     "note": "tiny-random has no released adapter; the random base model runs alone"}
         else:
-            card = IDLORA_LORAS[self.checkpoint]
+            card = self.base.id_loras[self.checkpoint]
             lora = {"name": self.checkpoint, "source": card.source, "sha256": card.expected_sha256()}
         config["checkpoint"] = lora
         return config

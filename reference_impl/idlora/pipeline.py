@@ -15,22 +15,24 @@ encoder + tokenizer + ``LTX2TextConnectors``, ``AutoencoderKLLTX2Video``, ``Auto
 ``__call__`` with the ID-LoRA sampler (the ID-LoRA adapter is loaded with :meth:`IDLoRAPipeline.load_id_lora`,
 through ``reference_impl.idlora.convert`` and ``reference_impl.idlora.lora``):
 
-1. text: prompt and negative prompt through Gemma and the connectors (as diffusers' LTX-2 pipelines);
+1. text: prompt and negative prompt through Gemma and the connectors (as diffusers' LTX-2 pipelines), each text
+   encoded once and cached (``codecs.PipelineCodecs``; a split is encoded up front by the method);
 2. reference audio: channels -> stereo (mono duplicated), resampled to 16 kHz, log-mel (n_fft 1024, hop 160,
    Hann window, centred reflect padding, magnitude, Slaney mel scale and norm, 0-8 kHz, ``log(max(x, 1e-5))``;
    64 bins for LTX-2, the audio VAE's ``mel_bins`` in general), shape ``(1, 2, T_mel, 64)`` as
    ``AutoencoderKLLTX2Audio.encode`` expects; encoded to the posterior mean, packed to tokens and normalised
-   with the audio VAE's latent statistics. No trimming, loudness normalisation or source separation. (The
-   resampler is scipy's polyphase filter; the authors' code uses torchaudio's sinc resampler: both are
-   band-limited, values differ slightly.)
-3. first frame: resized (bilinear, no antialiasing) to the output size, scaled to [-1, 1], encoded
+   with the audio VAE's latent statistics. No trimming, loudness normalisation or source separation;
+3. first frame: resized (``"resize"``, the authors' one-stage script) or cover-resized and centre-cropped
+   (``"crop"``, their two-stage and 2.3 scripts; the two-stage default) to the output size (bilinear, no
+   antialiasing; ``first_frame.fit_frame``), scaled to [-1, 1], encoded
    (posterior mean) and normalised; it is the clean first latent frame (timestep 0) throughout sampling. No
    H.264 re-compression of the frame (diffusers' I2V pipeline applies CRF 33 by default; the authors' ID-LoRA
    code does not);
 4. Euler sampling over the 30-step schedule (``sampling.SIGMAS_30_NOTES``, computed by
    ``sampling.ltx2_sigmas``) with the five-pass identity guidance (``guidance``); audio tokens are
    ``[reference (clean, t = 0, negative positions) ; target (noisy)]``;
-5. decode: video VAE (decode timestep 0, as diffusers' default) and audio VAE + vocoder on the target tokens.
+5. decode: video VAE (decode timestep 0, as diffusers' default; tiled for two-stage, ``codecs.VAE_TILING``) and
+   audio VAE + vocoder on the target tokens.
 
 Optional two-stage refinement (``two_stage=True``; the paper's reported 1024x1024 outputs are two-stage):
 
@@ -40,15 +42,45 @@ Optional two-stage refinement (``two_stage=True``; the paper's reported 1024x102
 7. re-noised to ``s0 = stage2_sigmas[0]`` (0.909375): ``x = (1 - s0) x_up + s0 eps`` (eps from the same seeded
    CPU generator, drawn after the stage-1 noise, so stage 1 is unchanged); the first latent frame is the
    first image re-encoded at the 2x size and kept clean (timestep 0), as in stage 1;
-8. 3 Euler steps over ``(0.909375, 0.725, 0.421875, 0)`` (diffusers' ``STAGE_2_DISTILLED_SIGMA_VALUES`` + 0)
-   with the distilled LoRA (adapter ``"distilled"``, loaded with :meth:`IDLoRAPipeline.load_distilled_lora`)
-   active at ``distilled_lora_strength`` (0.8) and the ID-LoRA adapter left as it was in stage 1. NO guidance
-   in stage 2: one positive pass per step (prompt + reference), as LTX-2's two-stage pipelines do for the
-   distilled refinement (CFG/STG are for the base model; the distilled model is trained to work without
-   them). AUDIO FROZEN: the whole audio sequence ``[reference ; stage-1 target]`` is passed clean (timestep 0,
-   denoise mask 0) and never updated, so the output audio is bit-identical to single-stage audio with the same
-   seed. Text embeddings are those of stage 1 (the distilled adapter is inactive while the prompt is encoded).
-   The distilled adapter is switched off again after stage 2 (also on error), so later calls are unaffected.
+8. 3 Euler steps over ``(0.909375, 0.725, 0.421875, 0)`` (diffusers' ``STAGE_2_DISTILLED_SIGMA_VALUES`` + 0) as
+   the authors' stage 2 (``scripts/inference_two_stage.py:273-288, 463-469, 489-544``): the BASE transformer with
+   the distilled LoRA (adapter ``"distilled"``, :meth:`IDLoRAPipeline.load_distilled_lora`) at
+   ``distilled_lora_strength`` (0.8) and the ID-LoRA adapter OFF; the audio is the stage-1 TARGET tokens only, at
+   their standard positions, clean (timestep 0) and frozen, so the output audio is bit-identical to one-stage
+   audio with the same seed; no reference tokens; NO guidance (one positive pass per step); text embeddings of
+   stage 1. Adapters are restored after stage 2 (also on error). ``stage2_keep_identity=True`` keeps the ID-LoRA
+   and the reference tokens (an ablation).
+
+LTX-2.3 (``reference_impl.idlora.weights_cards``; ``tiny_random(seed, "2.3")``): the same steps; the transformer's
+2.3 switches select the 2.3 behaviour in :class:`~reference_impl.idlora.sampling.TransformerDenoiser` (A/V
+cross-attention modulated by the other modality's sigma; STG as value pass-through). The vocoder's rate is read
+from its config (48 kHz for the 2.3 bandwidth-extension vocoder).
+
+Known differences from the authors' code (github.com/ID-LoRA/ID-LoRA; A1 = ``scripts/inference_one_stage.py``,
+A2 = ``scripts/inference_two_stage.py``, core = ``packages/ltx-core/src/ltx_core/``), each small or documented:
+
+- working precision: their latent state, x0 and guidance deltas are bf16 (A2:594, 614; core ``utils.py:38-51``);
+  here float32 (``sampling.py``: ``sample``, ``euler_step``);
+- stage-1 sigmas: theirs are float32 torch ops (core ``components/schedulers.py:21-56``); here float64 rounded to
+  float32 (``sampling.ltx2_sigmas``): 14 of 31 values differ by 1 float32 ulp (sigma_0 0.99999994 vs 1.0);
+- noise: their CUDA generator, bf16 draws, video over the whole grid then audio over ``[reference ; target]``
+  (A2:335, 599, 636; core ``components/noisers.py:24-29``), seed ``42 + i`` (A2:875); here a CPU generator, float32,
+  video then target audio only, the harness's seed: same distribution, different draws;
+- video RoPE positions: theirs are cast to bf16 (core ``tools.py:159-171``; t = 0.36 s -> 0.359375); here float32
+  (diffusers ``prepare_video_coords``). Reference AUDIO positions are rounded as theirs (``positions_dtype``);
+- reference audio: their ``torchaudio`` sinc resampler and bf16-autocast encoder (A2:683-688); here scipy's
+  polyphase resampler (``audio_features.py``) and the audio VAE in the pipeline dtype;
+- resolution: their batch mode is 512x512 centre crop for every clip (A2:102-103, 744-747, 775-780); here the
+  first frame's aspect at long side 512 (``first_frame.auto_resolution``) unless height and width are given;
+- quantisation: their released example runs used int8 quanto (``examples/*/args.json`` ``"quantize": true``;
+  A2:283-287); here bf16 weights;
+- tiled decode: their trapezoidal tile blending (``TilingConfig.default()``, A2:555-560; core
+  ``model/video_vae/tiling.py:8-42``); here diffusers' tiling (``codecs.VAE_TILING``): close, not identical;
+- output: they truncate ``x * 255`` to uint8 and write libx264 CRF 18 (``ltx_trainer/video_utils.py:76-89,
+  110-116``); here ``round`` and CRF 23 (``idlora_bench.data.media.write_mp4``): up to 1 LSB before the codec;
+- LTX-2.3: their single-file checkpoint cannot be loaded by diffusers 0.42.1 (a diffusers-format folder is used,
+  ``weights_cards``); their HQ two-stage variant (``ID-LoRA-2.3/scripts/inference_two_stage_hq.py``: res2s sampler,
+  15 steps, token-count sigma shift, distilled LoRA 0.25 in stage 1) is not implemented.
 
 ``IDLoRAPipeline.tiny_random(seed)`` builds every component from tiny random configs (a real
 ``Gemma3ForConditionalGeneration`` and a real ``GemmaTokenizer`` with a byte-fallback vocabulary included) so
@@ -111,8 +143,8 @@ class IDLoRAPipeline(PipelineCodecs, TwoStageComponents, LTX2ImageToVideoPipelin
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def tiny_random(cls, seed: int = 0) -> IDLoRAPipeline:
-        """Every component from tiny random configs (CPU, float32, eval mode; see
+    def tiny_random(cls, seed: int = 0, version: Literal["2.0", "2.3"] = "2.0") -> IDLoRAPipeline:
+        """Every component from tiny random configs (CPU, float32, eval mode; LTX-2.0 or the 2.3 architecture; see
         :func:`reference_impl.idlora.tiny.tiny_pipeline_components`), with a tiny x2 latent upsampler attached for
         two-stage runs (built last, so the other components' seeds are unchanged)."""
         from reference_impl.idlora.tiny import (
@@ -121,7 +153,7 @@ class IDLoRAPipeline(PipelineCodecs, TwoStageComponents, LTX2ImageToVideoPipelin
             tiny_pipeline_components,
         )
 
-        pipeline = cls(**tiny_pipeline_components(seed))
+        pipeline = cls(**tiny_pipeline_components(seed, version))
         pipeline.set_latent_upsampler(tiny_latent_upsampler(seed + 6, TINY_TRANSFORMER_CONFIG["in_channels"]))
         return pipeline
 
@@ -374,8 +406,7 @@ class IDLoRAPipeline(PipelineCodecs, TwoStageComponents, LTX2ImageToVideoPipelin
         n_target = int(audio_state.latents.shape[1]) - n_ref
         # 4. sampling with the five-pass identity guidance
         inputs = self._denoiser_inputs(text, grid, n_ref, n_target, frame_rate, reference_positions, positions_dtype)
-        denoiser = TransformerDenoiser(self.transformer, inputs, guidance, batched=batched_guidance,
-                                       attention_kwargs=None)
+        denoiser = TransformerDenoiser(self.transformer, inputs, guidance, batched=batched_guidance)
         video_state, audio_state = sample(denoiser, video_state, audio_state, sigmas, callback)
         video_latents = self.unpack_video(video_state.latents, *grid)
         target_latents = audio_state.latents[:, n_ref:]

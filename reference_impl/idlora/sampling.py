@@ -194,6 +194,11 @@ class TransformerDenoiser:
     (shorter audio sequence, so it cannot share that batch: diffusers' audio self-attention takes no mask)
     as a second forward. With ``batched=False`` every pass is its own forward of batch 1. Both give the same
     predictions up to float rounding.
+
+    LTX-2.3 transformers (``config.cross_attn_mod``) are run as the authors' 2.3 code runs them: the A/V
+    cross-attention modulation takes the OTHER modality's scalar sigma (``use_cross_timestep=True``; ltx-core 2.3
+    ``transformer_args.py:248-263``; 2.0 uses each token's own timestep) and STG passes the attention values through
+    (``perturbed_attn``; :meth:`_value_stg`). ``use_cross_timestep=None`` picks this from the config.
     """
 
     def __init__(
@@ -203,14 +208,16 @@ class TransformerDenoiser:
         config: GuidanceConfig,
         *,
         batched: bool = True,
-        use_cross_timestep: bool = False,
+        use_cross_timestep: bool | None = None,
         attention_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.transformer = transformer
         self.inputs = inputs
         self.config = config
         self.batched = batched
-        self.use_cross_timestep = use_cross_timestep  # False: LTX-2.0 (each modality's own timesteps)
+        if use_cross_timestep is None:
+            use_cross_timestep = bool(getattr(getattr(transformer, "config", None), "cross_attn_mod", False))
+        self.use_cross_timestep = use_cross_timestep
         self.attention_kwargs = attention_kwargs
         self.num_reference_tokens = inputs.num_reference_tokens
         self.forward_calls = 0  # number of transformer forwards so far (for tests and benchmarks)
@@ -253,6 +260,18 @@ class TransformerDenoiser:
                 masks.append(inputs.prompt_mask)
         return torch.cat(video_text), torch.cat(audio_text), torch.cat(masks)
 
+    def _value_stg(self, perturbations: Sequence[Any], device: torch.device) -> dict[str, Any]:
+        """LTX-2.3's STG (``perturbed_attn`` models): diffusers' own value pass-through in the STG blocks for the
+        batch elements whose ``perturbation_mask`` is 0. Empty for LTX-2.0 models (their STG drops the residual,
+        done by the :func:`perturbed` hooks) and for groups without an STG pass."""
+        if not getattr(self.transformer.config, "perturbed_attn", False):
+            return {}
+        blocks = sorted(set().union(*(p.skip_self_attention_blocks for p in perturbations)))
+        if not blocks:
+            return {}
+        mask = torch.tensor([0.0 if p.skip_self_attention_blocks else 1.0 for p in perturbations], device=device)
+        return {"spatio_temporal_guidance_blocks": blocks, "perturbation_mask": mask}
+
     @torch.no_grad()
     def _forward(
         self, group: Sequence[GuidancePass], video: LatentState, audio: LatentState, sigma: float
@@ -278,7 +297,8 @@ class TransformerDenoiser:
             return tensor.expand(batch, *tensor.shape[1:])
 
         perturbations = [pass_perturbation(p, self.config) for p in group]
-        with perturbed(transformer, perturbations):
+        stg = self._value_stg(perturbations, device)
+        with perturbed(transformer, perturbations, self_attention=not stg):
             video_velocity, audio_velocity = transformer(
                 hidden_states=expand(video.latents).to(dtype),
                 audio_hidden_states=expand(audio_latents).to(dtype),
@@ -300,6 +320,7 @@ class TransformerDenoiser:
                 use_cross_timestep=self.use_cross_timestep,
                 attention_kwargs=self.attention_kwargs,
                 return_dict=False,
+                **stg,
             )
         self.forward_calls += 1
         video_sigma = (sigma * video.denoise_mask.to(torch.float32))[..., None]

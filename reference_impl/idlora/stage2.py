@@ -276,8 +276,7 @@ def refine_stage2(
                            negative_prompt_embeds=None, negative_audio_prompt_embeds=None, negative_prompt_mask=None)
     no_guidance = GuidanceConfig(video_scale=1.0, audio_scale=1.0, identity_scale_code=0.0, stg_scale=0.0,
                                  stg_blocks=(), modality_scale=1.0)  # one positive pass per step
-    denoiser = TransformerDenoiser(pipeline.transformer, stage_inputs, no_guidance, batched=True,
-                                   attention_kwargs=None)
+    denoiser = TransformerDenoiser(pipeline.transformer, stage_inputs, no_guidance, batched=True)
     step_callback = None
     if callback is not None:
         def step_callback(step: int, video: LatentState, audio: LatentState) -> None:

@@ -5,7 +5,7 @@ Results made with them are smoke configurations: tables meant for comparison ref
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -27,7 +27,7 @@ TINY_TRANSFORMER_CONFIG: dict[str, int] = {
 }
 
 
-def tiny_transformer(seed: int = 0, **overrides: int):  # -> LTX2VideoTransformer3DModel
+def tiny_transformer(seed: int = 0, **overrides: int | bool):  # -> LTX2VideoTransformer3DModel
     """A seeded tiny random ``LTX2VideoTransformer3DModel`` (eval mode, float32)."""
     from diffusers import LTX2VideoTransformer3DModel
 
@@ -71,8 +71,22 @@ def tiny_distilled_lora_state_dict(
     return state
 
 
-def tiny_pipeline_components(seed: int = 0) -> dict[str, Any]:
+# The LTX-2.3 architecture switches of ``LTX2VideoTransformer3DModel`` (diffusers 0.42.1,
+# ``models/transformers/transformer_ltx2.py:1139-1177``): gated attention, prompt cross-attention AdaLN, no caption
+# projection in the transformer (per-modality projections in the connectors) and STG as value pass-through.
+LTX23_TRANSFORMER_FLAGS: dict[str, bool] = {
+    "gated_attn": True, "audio_gated_attn": True, "cross_attn_mod": True, "audio_cross_attn_mod": True,
+    "use_prompt_embeddings": False, "perturbed_attn": True,
+}
+Version = Literal["2.0", "2.3"]
+
+
+def tiny_pipeline_components(seed: int = 0, version: Version = "2.0") -> dict[str, Any]:
     """The registered components of a tiny random LTX-2 pipeline (CPU, float32, eval mode), by name.
+
+    ``version="2.3"`` builds the LTX-2.3 architecture (``LTX23_TRANSFORMER_FLAGS``; connectors with per-modality
+    projections and gated attention, widths 16 video / 8 audio); the vocoder stays the plain one (the 2.3
+    bandwidth-extension vocoder only changes the output rate).
 
     Compression ratios match LTX-2 (video VAE 32x spatial / 8x temporal, audio VAE 4x in time and mel),
     so token counts follow the real formulas; widths are tiny: 8 video latent channels, audio tokens of
@@ -114,16 +128,25 @@ def tiny_pipeline_components(seed: int = 0) -> dict[str, Any]:
     ).eval()
 
     torch.manual_seed(seed + 1)
+    if version == "2.3":
+        width = TINY_TRANSFORMER_CONFIG["cross_attention_dim"]  # connectors project to the transformer widths
+        audio_width = TINY_TRANSFORMER_CONFIG["audio_cross_attention_dim"]
+        connector_config: dict[str, Any] = {
+            "video_connector_attention_head_dim": width // 2, "audio_connector_attention_head_dim": audio_width // 2,
+            "per_modality_projections": True, "video_hidden_dim": width, "audio_hidden_dim": audio_width,
+            "video_gated_attn": True, "audio_gated_attn": True,
+        }
+    else:
+        connector_config = {"video_connector_attention_head_dim": text_hidden // 2,
+                            "audio_connector_attention_head_dim": text_hidden // 2}
     connectors = LTX2TextConnectors(
         caption_channels=text_hidden, text_proj_in_factor=text_layers + 1,
-        video_connector_num_attention_heads=2, video_connector_attention_head_dim=text_hidden // 2,
-        video_connector_num_layers=1, video_connector_num_learnable_registers=8,
-        audio_connector_num_attention_heads=2, audio_connector_attention_head_dim=text_hidden // 2,
-        audio_connector_num_layers=1, audio_connector_num_learnable_registers=8,
-        connector_rope_base_seq_len=max_tokens,
+        video_connector_num_attention_heads=2, video_connector_num_layers=1, video_connector_num_learnable_registers=8,
+        audio_connector_num_attention_heads=2, audio_connector_num_layers=1, audio_connector_num_learnable_registers=8,
+        connector_rope_base_seq_len=max_tokens, **connector_config,
     ).eval()
 
-    transformer = tiny_transformer(seed + 2)
+    transformer = tiny_transformer(seed + 2, **(LTX23_TRANSFORMER_FLAGS if version == "2.3" else {}))
 
     torch.manual_seed(seed + 3)
     vae = AutoencoderKLLTX2Video(
