@@ -356,8 +356,7 @@ class IDLoRAPipeline(PipelineCodecs, TwoStageComponents, LTX2ImageToVideoPipelin
             guidance: scales (default: the released ones, see ``GuidanceConfig``).
             negative_prompt: text of the D- pass.
             reference_positions: ``"negative"`` (ID-LoRA), ``"standard"`` or ``"after"`` (ablations).
-            positions_dtype: ``"bfloat16"`` rounds the reference positions as the authors do (default), ``"float32"``
-                keeps them exact (:mod:`~reference_impl.idlora.positions`).
+            positions_dtype: ``"bfloat16"`` (the authors' rounding, default) or ``"float32"`` reference positions.
             first_frame_fit: ``"resize"`` or ``"crop"`` (cover-resize + centre crop); default: ``"crop"`` for two-stage
                 (both stages, as the authors' two-stage script), ``"resize"`` otherwise (their one-stage script).
             batched_guidance: share one forward between the passes that can (same result up to float rounding).
@@ -366,19 +365,15 @@ class IDLoRAPipeline(PipelineCodecs, TwoStageComponents, LTX2ImageToVideoPipelin
                 numbered on from ``num_inference_steps``).
             two_stage: refine at 2x height and width (steps 6-8). ``height``/``width``/``long_side`` give the
                 STAGE-1 size; the output is twice that (512 -> 1024). Off: exactly the one-stage path.
-            latent_upsampler: a ``LTX2LatentUpsamplerModel`` for this call (default: the one attached with
-                :meth:`set_latent_upsampler`; ``tiny_random`` attaches a tiny random one).
-            distilled_lora_strength: scale of the ``"distilled"`` adapter during stage 2 (0.8). It must be loaded
-                (:meth:`load_distilled_lora`) unless this is 0 (stage 2 with the base weights alone).
+            latent_upsampler: a ``LTX2LatentUpsamplerModel`` to attach (default: the one already attached).
+            distilled_lora_strength: stage-2 scale of the loaded ``"distilled"`` adapter (0.8; 0: base weights alone).
             stage2_sigmas: the stage-2 noise levels, descending, ending with 0; the first is the re-noise level.
-            stage2_keep_identity: keep the ID-LoRA adapter and the reference tokens in stage 2 (an ablation; the
-                authors' stage 2 has neither).
+            stage2_keep_identity: keep the ID-LoRA and the reference tokens in stage 2 (ablation; authors: neither).
             decode_tiled: tiled VAE decode (default: for two-stage, as the authors' stage 2).
         """
-        guidance = guidance if guidance is not None else GuidanceConfig()
         has_reference = reference_audio is not None
-        if not has_reference:
-            guidance = guidance.without_identity()
+        guidance = guidance if guidance is not None else GuidanceConfig()
+        guidance = guidance if has_reference else guidance.without_identity()
         pixels = image_to_tensor(image)
         height, width, sigmas = self._check_call(prompt, pixels, has_reference, reference_sample_rate, height, width,
                                                  long_side, num_frames, guidance, sigmas, num_inference_steps,
@@ -425,16 +420,22 @@ class IDLoRAPipeline(PipelineCodecs, TwoStageComponents, LTX2ImageToVideoPipelin
                 generator, stage2, float(distilled_lora_strength), frame_rate, callback, len(sigmas) - 1,
                 keep_identity=stage2_keep_identity,
             )
-            info["two_stage"] = {"stage1_height": height, "stage1_width": width, **stage2_info}
-            height, width = height * UPSAMPLER_SCALE, width * UPSAMPLER_SCALE
-            info.update(height=height, width=width, latent_grid=[grid[0], *video_latents.shape[3:5]],
-                        video_tokens=int(video_latents[0, 0].numel()))
+            info.update(two_stage={"stage1_height": height, "stage1_width": width, **stage2_info},
+                        height=height * UPSAMPLER_SCALE, width=width * UPSAMPLER_SCALE,
+                        latent_grid=[grid[0], *video_latents.shape[3:5]], video_tokens=int(video_latents[0, 0].numel()))
         # 5. decode
+        return self._decode_output(video_latents, target_latents, reference, info, output,
+                                   two_stage if decode_tiled is None else decode_tiled)
+
+    def _decode_output(self, video_latents: torch.Tensor, target_latents: torch.Tensor, reference: torch.Tensor | None,
+                       info: dict[str, Any], output: Literal["media", "latent"], tiled: bool) -> IDLoRAOutput:
+        """Step 5: frames ``(T, H, W, 3)`` uint8 and audio ``(C, N)`` at the vocoder rate, or (``"latent"``) empty
+        media with the latents only."""
+        frame_rate, height, width = info["fps"], info["height"], info["width"]
         if output == "latent":
             empty = np.zeros((0,), np.float32)
             return IDLoRAOutput(np.zeros((0, height, width, 3), np.uint8), frame_rate, empty[None], 0,
                                 video_latents, target_latents, reference, info)
-        tiled = two_stage if decode_tiled is None else decode_tiled
         info["decode_tiled"] = tiled
         frames = self.decode_video(video_latents, tiled=tiled)
         audio, audio_rate_out = self.decode_audio(target_latents)
