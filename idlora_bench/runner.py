@@ -99,15 +99,16 @@ def generate_one(method: Method, item: ResolvedPair, videos_dir: Path, seed: int
     started = time.perf_counter()
     fields = {"pair_id": item.pair_id, "method": method.name, "config_sha256": config_sha, "seed": seed}
     try:
-        method.generate(item, out_path, seed)
+        details = method.generate(item, out_path, seed) or {}
         if not out_path.is_file():
             raise RuntimeError(f"method {method.name!r} wrote no file at {out_path}")
         record = GenerationRecord(**fields, status="ok", sha256=file_sha256(out_path),
-                                  seconds=time.perf_counter() - started)
+                                  seconds=time.perf_counter() - started, details=details)
     except (BenchError, OSError, RuntimeError, ValueError) as exc:
         log.warning("generation failed for %s: %s", item.pair_id, exc)
         record = GenerationRecord(**fields, status="failed", reason=f"generation_error: {type(exc).__name__}: {exc}",
-                                  seconds=time.perf_counter() - started)
+                                  seconds=time.perf_counter() - started,
+                                  details=getattr(exc, "details", None) or {})
     write_generation_record(record_path, record)
     return record, False
 
@@ -336,6 +337,7 @@ def run(
     run_dir = out_dir or default_run_dir(split.name, method.name, seed)
     videos_dir = run_dir / "videos"
     videos_dir.mkdir(parents=True, exist_ok=True)
+    method.attach_run(run_dir)
     method.prepare(split)
 
     records: dict[str, GenerationRecord] = {}

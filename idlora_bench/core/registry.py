@@ -3,6 +3,9 @@
 Entries are registered either as objects or lazily as ``"module:attribute"`` strings, imported on first
 ``get``: a registry of metrics or methods then costs nothing at start-up, and an entry whose optional
 library is missing fails only when it is asked for, with a message that names the missing module.
+
+A *family* is a ``"module:function"`` returning ``{name: entry}`` for names made by composition (e.g. the cascade
+baselines ``<tts>+<video>``); families are imported the first time a name is listed or not found.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class Registry(Generic[T]):
         self.what = what
         self._entries: dict[str, T] = {}
         self._lazy: dict[str, str] = {}
+        self._families: list[str] = []
 
     def register(self, name: str, entry: T) -> T:
         self._check_new(name)
@@ -48,6 +52,28 @@ class Registry(Generic[T]):
                 added.append(entry_point.name)
         return added
 
+    def register_family(self, target: str) -> None:
+        """Register a ``module:function`` returning ``{name: entry}``, loaded on first listing or unknown name."""
+        if target.count(":") != 1:
+            raise ValueError(f"{self.what} family: target must be 'module:function', got {target!r}")
+        self._families.append(target)
+
+    def register_family_entry_points(self, group: str) -> None:
+        """Register every entry point in ``group`` as a family (see :meth:`register_family`)."""
+        for entry_point in metadata.entry_points(group=group):
+            self.register_family(entry_point.value)
+
+    def _load_families(self) -> None:
+        while self._families:
+            module, function = self._families.pop(0).split(":")
+            try:
+                members = getattr(importlib.import_module(module), function)()
+            except ImportError as exc:
+                raise BenchError(f"{self.what} family {module}:{function} cannot be imported: {exc}") from exc
+            for name, entry in members.items():
+                if name not in self:
+                    self._entries[name] = entry
+
     def target(self, name: str) -> str | None:
         """The ``module:attribute`` of a lazy entry not imported yet (None otherwise)."""
         return self._lazy.get(name)
@@ -63,6 +89,8 @@ class Registry(Generic[T]):
                                  "Install the package it needs (bench doctor lists them).") from exc
             self._entries[name] = loaded
             del self._lazy[name]
+        if name not in self._entries:
+            self._load_families()
         try:
             return self._entries[name]
         except KeyError:
@@ -74,6 +102,7 @@ class Registry(Generic[T]):
         return f"unknown {self.what} {name!r}.{hint} Known: {', '.join(self.names()) or '(none)'}."
 
     def names(self) -> list[str]:
+        self._load_families()
         return sorted([*self._entries, *self._lazy])
 
     def _check_new(self, name: str) -> None:
@@ -87,4 +116,4 @@ class Registry(Generic[T]):
         return iter(self.names())
 
     def __len__(self) -> int:
-        return len(self._entries) + len(self._lazy)
+        return len(self.names())

@@ -8,7 +8,8 @@ the ``idlora_bench.methods`` entry-point group of their distribution's ``pyproje
     [project.entry-points."idlora_bench.methods"]
     idlora = "reference_impl.idlora.methods:IDLoRAMethod"
 
-and are imported on first use.
+and are imported on first use. Composed names (the cascades ``<tts>+<video>`` of ``baselines/``) come from the
+``idlora_bench.method_families`` group: a function returning ``{name: Method class}``.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from idlora_bench.methods.still_reference import StillReference
 from idlora_bench.methods.swap_speaker import SwapSpeaker
 
 ENTRY_POINT_GROUP = "idlora_bench.methods"
+FAMILY_ENTRY_POINT_GROUP = "idlora_bench.method_families"  # functions returning {name: Method class}
 METHODS: Registry[type[Method]] = Registry("method")
 for _method in (GroundTruth, StillReference, SwapSpeaker):
     METHODS.register(_method.name, _method)
 METHODS.register_entry_points(ENTRY_POINT_GROUP)
+METHODS.register_family_entry_points(FAMILY_ENTRY_POINT_GROUP)
 
 SANITY_METHODS = ANCHOR_METHODS
 

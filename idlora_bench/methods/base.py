@@ -5,7 +5,10 @@ the same signature and is registered in ``idlora_bench.methods`` (anchors) or th
 ``idlora_bench.methods`` entry-point group (``reference_impl/``, ``baselines/``, third-party packages). The runner
 calls it once per missing output with a :class:`~idlora_bench.data.splits.ResolvedPair` (the pair and the paths
 of its reference and target files); it must write ``out_path`` atomically (``write_mp4`` and
-:func:`copy_atomic` do) and be deterministic for a given pair, seed and config.
+:func:`copy_atomic` do) and be deterministic for a given pair, seed and config. It may return a JSON-serialisable
+dict of details (task ids, cost, text sent to a service, intermediate files), stored in the output's generation
+record; an exception may carry the same as its ``details`` attribute. Before ``prepare`` the runner calls
+:meth:`Method.attach_run` with the run folder (methods keep resumable state there, e.g. submitted API jobs).
 
 Options: a method declares them as a pydantic model (:class:`MethodOptions` subclass in ``options_model``);
 ``bench run --option KEY=VALUE`` strings are validated and coerced by it, and unknown keys are refused.
@@ -64,12 +67,20 @@ class Method(ABC):
     def config_sha256(self) -> str:
         return hashlib.sha256(json.dumps(self.config(), sort_keys=True, default=str).encode()).hexdigest()
 
+    run_dir: Path | None = None
+
+    def attach_run(self, run_dir: Path) -> None:
+        """The run folder this method generates into (``videos/`` holds the outputs); state kept here survives a
+        killed run. Intermediate files shared between runs of one split go in ``run_dir.parent / "_intermediate"``."""
+        self.run_dir = Path(run_dir)
+
     def prepare(self, split: Split) -> None:
         """Load models or check the split before the first ``generate`` (default: nothing)."""
 
     @abstractmethod
-    def generate(self, item: ResolvedPair, out_path: Path, seed: int) -> None:
-        """Write the generated mp4 (video + audio) for ``item`` to ``out_path`` atomically."""
+    def generate(self, item: ResolvedPair, out_path: Path, seed: int) -> dict[str, Any] | None:
+        """Write the generated mp4 (video + audio) for ``item`` to ``out_path`` atomically; optionally return
+        details for the generation record."""
 
 
 def copy_atomic(source: Path, destination: Path) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel
@@ -35,7 +36,9 @@ from idlora_bench.core.types import (
 class GenerationRecord(BaseModel):
     """Sidecar ``videos/<pair_id>.json``: how an output was made (or why it could not be).
 
-    ``sha256`` is the hash of the mp4 as written (``None`` when generation failed); ``seconds`` the wall time.
+    ``sha256`` is the hash of the mp4 as written (``None`` when generation failed); ``seconds`` the wall time;
+    ``details`` what the method reported about this output (e.g. an API's task id and cost, the exact text sent to a
+    TTS service, the shared intermediate speech file it used), JSON-serialisable.
     """
 
     pair_id: str
@@ -46,6 +49,7 @@ class GenerationRecord(BaseModel):
     reason: str | None = None
     sha256: str | None = None
     seconds: float
+    details: dict[str, Any] = {}
 
 
 def read_generation_record(path: Path) -> GenerationRecord | None:
