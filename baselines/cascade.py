@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Literal
 
 from baselines.parts import TTS_PARTS, VIDEO_PARTS, SpeechRequest, TTSPart, VideoPart
 from baselines.speech_store import SpeechStore
-from idlora_bench.core.errors import ValidationError
+from idlora_bench.core.errors import BenchError, ValidationError
 from idlora_bench.data.splits import ResolvedPair, Split
 from idlora_bench.methods.base import Method, MethodOptions
 
@@ -58,6 +58,19 @@ class CascadeMethod(Method):
             fake=fake, **{k.removeprefix("video."): v for k, v in options.items() if k.startswith("video.")})
         self.reference_transcripts: dict[str, str] = {}
         self.speech_store: SpeechStore | None = None
+
+    @classmethod
+    def composition(cls) -> list[tuple[str, str, str]]:
+        """``(kind, name, description)`` of the two parts (``bench methods list``); a part that cannot be imported
+        says why in its description."""
+        entries = []
+        for registry, name in ((TTS_PARTS, cls.tts_name), (VIDEO_PARTS, cls.video_name)):
+            try:
+                description = registry.get(name).description
+            except BenchError as exc:
+                description = f"(cannot be imported here: {exc})"
+            entries.append((registry.what, name, description))
+        return entries
 
     def config(self) -> dict[str, Any]:
         transcripts = self.options.reference_transcripts

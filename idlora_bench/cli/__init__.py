@@ -115,8 +115,11 @@ def _print_failures(failed: pd.DataFrame) -> None:
 
 def cmd_table(args: argparse.Namespace) -> int:
     from idlora_bench.report import render, tables
+    from idlora_bench.report.stats import CLUSTER_COLUMNS
 
-    loaded = tables.load_runs([Path(p) for p in args.runs], profile=args.profile, allow_smoke=args.allow_smoke)
+    loaded = tables.load_runs([Path(p) for p in args.runs], profile=args.profile, allow_smoke=args.allow_smoke,
+                              seeds=args.seeds)
+    cluster = CLUSTER_COLUMNS[args.cluster] if args.cluster != "none" else None
     out_dir = Path(args.out)
     formats = tuple(f for item in (args.format or ["md,latex,csv,html"]) for f in item.split(",") if f)
     unknown = set(formats) - set(render.FORMATS)
@@ -132,13 +135,13 @@ def cmd_table(args: argparse.Namespace) -> int:
     if args.style == "main":
         table, comparisons = tables.main_table(loaded.results, args.against, display=loaded.display,
                                                policy=args.policy, alpha=args.alpha, reported=reported,
-                                               n_boot=args.n_boot, seed=args.seed)
+                                               n_boot=args.n_boot, seed=args.seed, cluster=cluster)
         written += render.write_all(table, out_dir, "table", formats)
         atomic_write_text(out_dir / "comparisons.csv", comparisons.to_csv(index=False))
         written.append(out_dir / "comparisons.csv")
         present = set(loaded.results["method"])
         if {"gt", "swap-speaker"} <= present:
-            calibration = tables.calibration_table(loaded.results, display=loaded.display)
+            calibration = tables.calibration_table(loaded.results, display=loaded.display, alpha=args.alpha)
             written += render.write_all(calibration, out_dir, "calibration", formats)
         if args.plots:
             from idlora_bench.report import plots
@@ -165,9 +168,26 @@ def cmd_methods(args: argparse.Namespace) -> int:
     table = Table(title="methods")
     table.add_column("name")
     table.add_column("description")
+    table.add_column("composed of")
+    parts: dict[tuple[str, str], str] = {}
     for name in METHODS.names():
-        table.add_row(name, METHODS.get(name).description)
+        try:
+            cls = METHODS.get(name)
+        except BenchError as exc:  # an entry whose package is missing: listed with the reason, not fatal
+            table.add_row(name, f"(cannot be imported here: {exc})", "")
+            continue
+        composition = getattr(cls, "composition", None)  # composed methods (cascades) name their parts
+        entries = composition() if callable(composition) else []
+        parts.update({(kind, part): text for kind, part, text in entries})
+        table.add_row(name, cls.description, " + ".join(part for _, part, _ in entries))
     console.print(table)
+    if parts:
+        part_table = Table(title="parts of composed methods")
+        for column in ("kind", "name", "description"):
+            part_table.add_column(column)
+        for (kind, part), text in sorted(parts.items()):
+            part_table.add_row(kind, part, text)
+        console.print(part_table)
     return 0
 
 
@@ -349,6 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--alpha", type=float, default=0.05)
     table.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples")
     table.add_argument("--seed", type=int, default=0, help="seed of the resampling")
+    table.add_argument("--cluster", choices=["none", "speaker"], default="none",
+                       help="speaker: clustered bootstrap (resample speakers, then their pairs) and speaker-wise "
+                       "sign flips; stated under the table")
+    table.add_argument("--seeds", choices=["mean", "separate"], default="mean",
+                       help="runs of one method with several seeds: mean per pair (spread shown) or a row per seed")
     table.add_argument("--reported", help="add the paper's reported rows: table1, table2")
     table.add_argument("--sweep", help="method-config parameter for --style sweep")
     table.add_argument("--top-fraction", type=float, default=0.3, help="lip-motion table: top share by face sim")
@@ -359,6 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
     from idlora_bench.cli.splits import add_splits_parser
 
     add_splits_parser(sub)
+
+    from idlora_bench.cli.human import add_human_parser
+    from idlora_bench.cli.leaderboard import add_leaderboard_parser, add_submit_parser
+
+    add_submit_parser(sub)
+    add_leaderboard_parser(sub)
+    add_human_parser(sub)
 
     methods_parser = sub.add_parser("methods", help="method adapters")
     methods_parser.add_argument("action", choices=["list"])

@@ -12,6 +12,13 @@ For one comparison, ``d_i = method_i - reference_i`` over the pairs both have (s
 - Holm's step-down correction over the whole family of comparisons passed together (methods x metrics x
   splits); the family size is reported with every p-value.
 
+Clustered option (``cluster="speaker_id"``, ``bench table --cluster speaker``): pairs of one speaker share a voice
+and a face, so they are not independent. The bootstrap then resamples speakers with replacement and, within each
+drawn speaker, its pairs with replacement (two-stage, :func:`~idlora_bench.report.stats.cluster_bootstrap_counts`;
+a resample's mean weighs every drawn pair equally), and the sign-flip test flips the differences of a whole speaker
+together (exact over all ``2^S`` patterns for ``S <= exact_max_n`` speakers). Wilcoxon and the effect sizes stay
+pair-level. ``n_clusters`` is reported with each comparison.
+
 Direction: ``better`` is True when the method beats the reference, i.e. ``mean(d) > 0`` for a
 higher-is-better metric and ``mean(d) < 0`` for a lower-is-better one; effect sizes are signed so that
 positive means better.
@@ -33,6 +40,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
+
+from idlora_bench.report.stats import cluster_bootstrap_counts
 
 FailurePolicy = Literal["complete-case", "worst-case"]
 FAILURE_POLICIES: tuple[str, ...] = ("complete-case", "worst-case")
@@ -61,6 +70,7 @@ class Comparison:
     cohens_dz: float
     rank_biserial: float
     better: bool
+    n_clusters: int = 0
     p_holm: float = math.nan
     family_size: int = 0
     significant: bool = False
@@ -117,19 +127,21 @@ def holm(p_values: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------ comparisons
 def _aligned(values: pd.DataFrame, method: str, reference: str, direction: str,
-             policy: FailurePolicy) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Per-pair values of ``method`` and ``reference`` (columns of ``values``, NaN = failed) under the policy."""
+             policy: FailurePolicy) -> tuple[np.ndarray, np.ndarray, float, float, np.ndarray]:
+    """Per-pair values of ``method`` and ``reference`` (columns of ``values``, NaN = failed) under the policy,
+    their coverages and the mask of the pairs (rows of ``values``) kept."""
     a, r = values[method].to_numpy(np.float64), values[reference].to_numpy(np.float64)
     coverage_a, coverage_r = float(np.mean(~np.isnan(a))), float(np.mean(~np.isnan(r)))
     if policy == "complete-case":
         both = ~np.isnan(a) & ~np.isnan(r)
-        return a[both], r[both], coverage_a, coverage_r
+        return a[both], r[both], coverage_a, coverage_r, both
     if policy == "worst-case":
         everything = values.to_numpy(np.float64)
         if np.all(np.isnan(everything)):
-            return np.array([]), np.array([]), coverage_a, coverage_r
+            return np.array([]), np.array([]), coverage_a, coverage_r, np.zeros(len(a), bool)
         worst = np.nanmin(everything) if direction == "higher" else np.nanmax(everything)
-        return np.nan_to_num(a, nan=worst), np.nan_to_num(r, nan=worst), coverage_a, coverage_r
+        return (np.nan_to_num(a, nan=worst), np.nan_to_num(r, nan=worst), coverage_a, coverage_r,
+                np.ones(len(a), bool))
     raise ValueError(f"unknown failure policy {policy!r}; choose from {FAILURE_POLICIES}")
 
 
@@ -140,14 +152,47 @@ def _value_table(rows: pd.DataFrame) -> pd.DataFrame:
                                              aggfunc="first").reindex(sorted(set(rows["pair_id"])))
 
 
+def _cluster_labels(rows: pd.DataFrame, pair_ids: pd.Index, column: str) -> np.ndarray:
+    """The cluster (e.g. speaker) of each pair of ``pair_ids``; a pair with two different labels is an error."""
+    if column not in rows.columns:
+        raise ValueError(f"clustered statistics need the column {column!r} in the results")
+    labels = rows.groupby("pair_id")[column].agg(lambda s: s.dropna().unique().tolist())
+    clashes = [pair for pair, found in labels.items() if len(found) > 1]
+    if clashes:
+        raise ValueError(f"pairs {clashes[:5]} carry different {column!r} values in different rows")
+    return np.array([labels[pair][0] if labels[pair] else f"(no {column}) {pair}" for pair in pair_ids], dtype=object)
+
+
 class _Plans:
     """Resampling plans shared by every comparison of the same length ``n`` (seeded by (seed, n)), so that
-    all comparisons of a table run as a few matrix products."""
+    all comparisons of a table run as a few matrix products. Clustered plans are keyed by the pairs' cluster
+    structure (the tuple of cluster codes) and seeded by (seed, n, number of clusters, 2)."""
 
     def __init__(self, n_boot: int, n_perm: int, seed: int, exact_max_n: int) -> None:
         self.n_boot, self.n_perm, self.seed, self.exact_max_n = n_boot, n_perm, seed, exact_max_n
-        self._counts: dict[int, np.ndarray] = {}
-        self._signs: dict[int, np.ndarray] = {}
+        self._counts: dict[object, np.ndarray] = {}
+        self._signs: dict[object, np.ndarray] = {}
+
+    def cluster_counts(self, codes: tuple[int, ...]) -> np.ndarray:
+        """(n_boot, n) two-stage bootstrap counts: speakers with replacement, then their pairs."""
+        if codes not in self._counts:
+            rng = np.random.default_rng([self.seed, len(codes), len(set(codes)), 2])
+            self._counts[codes] = cluster_bootstrap_counts(np.array(codes), self.n_boot, rng)
+        return self._counts[codes]
+
+    def cluster_signs(self, codes: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+        """(patterns, n) sign matrix flipping whole clusters: all 2^S patterns (exact) or n_perm random ones."""
+        inverse = np.unique(np.array(codes), return_inverse=True)[1]
+        n_clusters = int(inverse.max()) + 1 if len(codes) else 0
+        exact = n_clusters <= self.exact_max_n
+        if codes not in self._signs:
+            if exact:
+                per_cluster = np.array(list(itertools.product((1.0, -1.0), repeat=n_clusters)))
+            else:
+                rng = np.random.default_rng([self.seed, len(codes), n_clusters, 1])
+                per_cluster = rng.choice((-1.0, 1.0), size=(self.n_perm, n_clusters))
+            self._signs[codes] = per_cluster[:, inverse]
+        return self._signs[codes], exact
 
     def counts(self, n: int) -> np.ndarray:
         """(n_boot, n): how often each pair is drawn in each bootstrap resample."""
@@ -168,13 +213,20 @@ class _Plans:
         return self._signs[n], exact
 
 
-def _batched_tests(diffs: np.ndarray, plans: _Plans, level: float = 0.95) -> tuple[np.ndarray, ...]:
-    """For a (n, C) matrix of paired differences: bootstrap CI bounds and sign-flip p-values of each column."""
+def _batched_tests(diffs: np.ndarray, plans: _Plans, codes: tuple[int, ...] | None = None,
+                   level: float = 0.95) -> tuple[np.ndarray, ...]:
+    """For a (n, C) matrix of paired differences: bootstrap CI bounds and sign-flip p-values of each column
+    (``codes``: the rows' cluster codes for the clustered bootstrap and cluster-wise sign flips)."""
     n = diffs.shape[0]
-    boot_means = plans.counts(n) @ diffs / n  # (n_boot, C)
+    if codes is None:
+        boot_means = plans.counts(n) @ diffs / n  # (n_boot, C)
+        signs, exact = plans.signs(n)
+    else:
+        counts = plans.cluster_counts(codes)
+        boot_means = counts @ diffs / counts.sum(axis=1, keepdims=True)
+        signs, exact = plans.cluster_signs(codes)
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(boot_means, [alpha, 1.0 - alpha], axis=0)
-    signs, exact = plans.signs(n)
     observed = np.abs(diffs.mean(axis=0))
     tolerance = 1e-12 * np.maximum(1.0, np.abs(diffs).max(axis=0))
     flipped = np.abs(signs @ diffs) / n  # (patterns, C)
@@ -185,12 +237,14 @@ def _batched_tests(diffs: np.ndarray, plans: _Plans, level: float = 0.95) -> tup
 
 def compare_methods(results: pd.DataFrame, reference: str, *, policy: FailurePolicy = "complete-case",
                     n_boot: int = 10_000, n_perm: int = 10_000, seed: int = 0, alpha: float = 0.05,
-                    exact_max_n: int = 12) -> pd.DataFrame:
+                    exact_max_n: int = 12, cluster: str | None = None) -> pd.DataFrame:
     """Every method vs ``reference`` on every (split, metric); Holm over the whole family.
 
     ``results`` is the concatenation of per-pair result rows (columns split, metric, direction, method,
     pair_id, status, value). Returns one row per comparison (the fields of :class:`Comparison`).
     Comparisons of equal length share one bootstrap plan and one sign-flip plan (seeded by seed and n).
+    ``cluster``: a column (e.g. ``speaker_id``) whose values are the clusters of the clustered bootstrap and of
+    the cluster-wise sign flips (see the module docstring); None: pairs are resampled and flipped one by one.
     """
     if reference not in set(results["method"]):
         known = ", ".join(sorted(set(results["method"])))
@@ -200,22 +254,15 @@ def compare_methods(results: pd.DataFrame, reference: str, *, policy: FailurePol
     for (split, metric), rows in results.groupby(["split", "metric"], sort=False):
         direction = rows["direction"].iloc[0]
         values = _value_table(rows)
+        labels = _cluster_labels(rows, values.index, cluster) if cluster else None
         for method in [m for m in dict.fromkeys(rows["method"]) if m != reference]:
-            a, r, coverage_a, coverage_r = _aligned(values, method, reference, direction, policy)
+            a, r, coverage_a, coverage_r, kept = _aligned(values, method, reference, direction, policy)
+            codes = None
+            if labels is not None:
+                codes = tuple(int(c) for c in pd.factorize(labels[kept], sort=True)[0])
             pending.append({"split": split, "metric": metric, "direction": direction, "method": method,
-                            "a": a, "r": r, "coverage_a": coverage_a, "coverage_r": coverage_r})
-    by_length: dict[int, list[int]] = {}
-    for index, item in enumerate(pending):
-        by_length.setdefault(len(item["a"]), []).append(index)
-    for n, members in by_length.items():
-        if n == 0:
-            for index in members:
-                pending[index].update(low=math.nan, high=math.nan, p=math.nan, exact=True)
-            continue
-        diffs = np.stack([pending[i]["a"] - pending[i]["r"] for i in members], axis=1)
-        low, high, p, exact = _batched_tests(diffs, plans)
-        for column, index in enumerate(members):
-            pending[index].update(low=float(low[column]), high=float(high[column]), p=float(p[column]), exact=exact)
+                            "a": a, "r": r, "coverage_a": coverage_a, "coverage_r": coverage_r, "codes": codes})
+    _run_batched(pending, plans)
     comparisons = []
     for item in pending:
         a, r = item["a"], item["r"]
@@ -229,6 +276,7 @@ def compare_methods(results: pd.DataFrame, reference: str, *, policy: FailurePol
             mean_diff=mean_diff, ci_low=item["low"], ci_high=item["high"], p_permutation=item["p"],
             permutation_exact=item["exact"], p_wilcoxon=wilcoxon_p_value(diffs), cohens_dz=sign * cohens_dz(diffs),
             rank_biserial=sign * rank_biserial(diffs), better=bool(n and sign * mean_diff > 0),
+            n_clusters=len(set(item["codes"])) if item["codes"] is not None else n,
         ))
     frame = pd.DataFrame([asdict(c) for c in comparisons])
     if frame.empty:
@@ -237,3 +285,22 @@ def compare_methods(results: pd.DataFrame, reference: str, *, policy: FailurePol
     frame["family_size"] = int(frame["p_permutation"].notna().sum())
     frame["significant"] = frame["p_holm"] < alpha
     return frame
+
+
+def _run_batched(pending: list[dict], plans: _Plans) -> None:
+    """Bootstrap CI and sign-flip p-value of every pending comparison (``low``, ``high``, ``p``, ``exact`` keys
+    added), batching comparisons that share a plan: same length (pair-level) or same cluster structure."""
+    groups: dict[object, list[int]] = {}
+    for index, item in enumerate(pending):
+        key = len(item["a"]) if item["codes"] is None else ("clusters", item["codes"])
+        groups.setdefault(key, []).append(index)
+    for key, members in groups.items():
+        first = pending[members[0]]
+        if len(first["a"]) == 0:
+            for index in members:
+                pending[index].update(low=math.nan, high=math.nan, p=math.nan, exact=True)
+            continue
+        diffs = np.stack([pending[i]["a"] - pending[i]["r"] for i in members], axis=1)
+        low, high, p, exact = _batched_tests(diffs, plans, first["codes"])
+        for column, index in enumerate(members):
+            pending[index].update(low=float(low[column]), high=float(high[column]), p=float(p[column]), exact=exact)

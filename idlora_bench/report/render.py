@@ -17,10 +17,18 @@ _SUFFIX = {"md": ".md", "latex": ".tex", "csv": ".csv", "html": ".html"}
 
 
 def _number(table: Table, column: str, cell: Cell) -> str:
+    """The value with the column's digits (``cell.missing`` when there is none) and, for a method with several
+    seeds, ``±`` the mean per-pair SD across seeds."""
     if cell.value is None:
-        return "-"
+        return cell.missing
     digits = table.digits.get(column, 3)
     return f"{cell.value:.{digits}f}"
+
+
+def _spread(table: Table, column: str, cell: Cell) -> str:
+    if cell.seed_sd is None:
+        return ""
+    return f" ±{cell.seed_sd:.{table.digits.get(column, 3)}f}"
 
 
 def _format_cell(table: Table, column: str, cell: Cell | None, *, escape: Callable[[str], str],
@@ -32,7 +40,7 @@ def _format_cell(table: Table, column: str, cell: Cell | None, *, escape: Callab
         return ""
     text = escape(_number(table, column, cell))
     text = bold(text) if cell.rank == 1 else (underline(text) if cell.rank == 2 else text)
-    text += marks.get(cell.mark, "")
+    text += marks.get(cell.mark, "") + escape(_spread(table, column, cell))
     return text + (coverage(cell.coverage_note) if cell.coverage_note else "")
 
 
@@ -58,7 +66,8 @@ def to_markdown(table: Table) -> str:
 def _latex_escape(text: str) -> str:
     for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
         text = text.replace(char, escaped)
-    return text.replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$").replace("→", r"$\rightarrow$")
+    return (text.replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$").replace("→", r"$\rightarrow$")
+            .replace("±", r"$\pm$"))
 
 
 def to_latex(table: Table) -> str:
@@ -70,7 +79,8 @@ def to_latex(table: Table) -> str:
         if number:
             lines.append(r"\midrule")
         for index, row in enumerate(block.rows):
-            cells = [_format_cell(table, column, row.cells.get(column), escape=_same, bold=r"\textbf{{{}}}".format,
+            cells = [_format_cell(table, column, row.cells.get(column), escape=_latex_escape,
+                                  bold=r"\textbf{{{}}}".format,
                                   underline=r"\underline{{{}}}".format,
                                   marks={"†": r"$^\dagger$", "‡": r"$^\ddagger$"},
                                   coverage=r"\,{{\scriptsize({})}}".format)

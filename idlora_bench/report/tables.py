@@ -11,7 +11,13 @@ Conventions:
   not ranked);
 - ``†`` marks a significant improvement over the reference method, ``‡`` a significant degradation
   (paired sign-flip permutation test, Holm-corrected over the whole family, p < alpha);
-- coverage (scored / all pairs) is shown beside a value whenever it is below 100%.
+- coverage (scored / all pairs) is shown beside a value whenever it is below 100%;
+- a method run with several seeds has one value per pair, the mean over its seeds (``load_runs(seeds="mean")``,
+  :mod:`idlora_bench.report.seeds`); ``±x`` beside its value is the mean over pairs of the per-pair SD across
+  seeds;
+- ``cluster="speaker_id"``: the paired bootstrap resamples speakers then their pairs, and the sign-flip test flips
+  whole speakers (stated under the table);
+- calibration cells are ``n/a`` where floor and ceiling are not significantly different on the metric.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ import pandas as pd
 
 from idlora_bench.core.errors import ValidationError
 from idlora_bench.core.types import ANCHOR_METHODS, RunManifest
-from idlora_bench.report.paired_stats import FailurePolicy, compare_methods
+from idlora_bench.report.paired_stats import FailurePolicy, compare_methods, holm
+from idlora_bench.report.seeds import SeedPolicy, aggregate_seeds, separate_seeds
+from idlora_bench.report.stats import paired_t_p_value
 from idlora_bench.store.run_files import load_run
 
 REPORTED_DIR = Path(__file__).resolve().parents[2] / "leaderboard" / "reported"
@@ -38,6 +46,9 @@ class Cell:
     n_pairs: int = 0
     rank: int | None = None  # 1 best, 2 second
     mark: str = ""  # "†" significantly better, "‡" significantly worse than the reference
+    seed_sd: float | None = None  # mean over pairs of the per-pair SD across seeds (several seeds only)
+    n_seeds: int = 1
+    missing: str = "-"  # shown instead of a value that is None ("n/a": not defined, see the table's notes)
 
     @property
     def coverage_note(self) -> str:
@@ -85,9 +96,13 @@ class Table:
 # ------------------------------------------------------------------------------------------ loading runs
 @dataclass
 class LoadedRuns:
+    """Runs read for a table: ``results`` one row per (split, method, pair, metric) after the seed policy (a
+    method's seeds averaged per pair, or one row label per seed), ``per_seed`` the rows as read (column ``seed``)."""
+
     results: pd.DataFrame
     manifests: list[RunManifest]
     profile: str
+    per_seed: pd.DataFrame | None = None
 
     @property
     def display(self) -> dict[str, MetricDisplay]:
@@ -104,25 +119,45 @@ def metric_display(manifests: list[RunManifest]) -> dict[str, MetricDisplay]:
     return display
 
 
-def load_runs(paths: list[Path], profile: str | None = None, allow_smoke: bool = False) -> LoadedRuns:
-    """Results and manifests of run folders (or their ``results-<profile>.jsonl`` / manifest files); one profile."""
+def load_runs(paths: list[Path], profile: str | None = None, allow_smoke: bool = False,
+              seeds: SeedPolicy = "mean") -> LoadedRuns:
+    """Results and manifests of run folders (or their ``results-<profile>.jsonl`` / manifest files); one profile.
+
+    Runs of one method with different seeds (the manifests' ``seed``) are combined by ``seeds``: ``mean`` (one
+    value per pair, the mean over seeds, with the seed-to-seed spread) or ``separate`` (one row per seed).
+    The same method and seed twice on a split is refused.
+    """
     frames, manifests = [], []
     for path in paths:
         run = load_run(Path(path), profile)
         if run.manifest.smoke and not allow_smoke:
             raise ValidationError(f"{run.files.results_jsonl}: made with a smoke configuration ({run.manifest.method}); "
                                   "smoke runs are refused by comparison tables (--allow-smoke to show anyway)")
-        frames.append(run.results)
+        frames.append(run.results.assign(seed=run.manifest.seed))
         manifests.append(run.manifest)
+    return combine_runs(frames, manifests, seeds)
+
+
+def combine_runs(frames: list[pd.DataFrame], manifests: list[RunManifest], seeds: SeedPolicy = "mean") -> LoadedRuns:
+    """:func:`load_runs` on results already read (each frame with a ``seed`` column) and their manifests."""
     profiles = {m.profile for m in manifests}
     if len(profiles) > 1:
         raise ValidationError(f"runs use different metric profiles {sorted(profiles)}; profiles are never mixed")
-    results = pd.concat(frames, ignore_index=True)
-    duplicated = results.duplicated(["split", "method", "pair_id", "metric"])
+    if not frames:
+        raise ValidationError("no runs to combine")
+    per_seed = pd.concat(frames, ignore_index=True)
+    duplicated = per_seed.duplicated(["split", "method", "pair_id", "metric", "seed"])
     if duplicated.any():
-        first = results[duplicated].iloc[0]
-        raise ValidationError(f"method {first['method']!r} appears in more than one run on split {first['split']!r}")
-    return LoadedRuns(results, manifests, profiles.pop())
+        first = per_seed[duplicated].iloc[0]
+        raise ValidationError(f"method {first['method']!r} seed {int(first['seed'])} appears in more than one run "
+                              f"on split {first['split']!r}")
+    if seeds == "mean":
+        results = aggregate_seeds(per_seed)
+    elif seeds == "separate":
+        results = aggregate_seeds(separate_seeds(per_seed))
+    else:
+        raise ValidationError(f"unknown seed policy {seeds!r}; choose mean or separate")
+    return LoadedRuns(results, manifests, profiles.pop(), per_seed)
 
 
 # ------------------------------------------------------------------------------------------ reported rows
@@ -158,15 +193,51 @@ def _rank(block_rows: list[Row], columns: list[str], directions: dict[str, str])
             row.cells[column].rank = position + 1 if position < 2 else None
 
 
+def _seed_cell(cell: Cell, own: pd.DataFrame) -> None:
+    """Seed facts of a cell from aggregated rows (columns ``n_seeds`` / ``seed_sd``, see ``report.seeds``)."""
+    if "n_seeds" not in own.columns or own.empty:
+        return
+    cell.n_seeds = int(own["n_seeds"].max())
+    spread = own.loc[own["status"] == "ok", "seed_sd"].to_numpy(np.float64)
+    if cell.n_seeds > 1 and np.isfinite(spread).any():
+        cell.seed_sd = float(np.nanmean(spread))
+
+
+def statistics_notes(reference: str, family: int, policy: FailurePolicy, alpha: float, n_boot: int,
+                     cluster: str | None, results: pd.DataFrame) -> list[str]:
+    """The sentences under a comparison table: test, correction, failure policy, bootstrap, seeds."""
+    unit = "speakers (all pairs of a speaker flipped together)" if cluster else "pairs"
+    notes = [
+        f"† / ‡: significantly better / worse than {reference} (paired sign-flip permutation test over {unit}, "
+        f"Holm-corrected over {family} comparisons = methods x metrics x splits, p < {alpha}).",
+        f"Failed samples: {policy} ({'pairs scored for both methods' if policy == 'complete-case' else 'a failed pair gets the worst value seen'}); "
+        "k/n beside a value = scored / all pairs when below 100%.",
+    ]
+    if cluster:
+        notes.append(f"95% CIs of the paired differences (comparisons): speaker-clustered bootstrap, {n_boot} resamples "
+                     f"(resample speakers with replacement, then each drawn speaker's pairs; clusters = {cluster}).")
+    else:
+        notes.append(f"95% CIs of the paired differences (comparisons): bootstrap over pairs, {n_boot} resamples "
+                     "(pairs of one speaker treated as independent; --cluster speaker resamples speakers).")
+    if "n_seeds" in results.columns and (results["n_seeds"] > 1).any():
+        counts = sorted({int(n) for n in results.groupby("method")["n_seeds"].max() if n > 1})
+        notes.append(f"Methods with several seeds ({'/'.join(map(str, counts))} seeds): each pair's value is its "
+                     "mean over seeds; ±x = mean over pairs of the per-pair SD across seeds (seed-to-seed spread, "
+                     "not a CI).")
+    return notes
+
+
 def main_table(results: pd.DataFrame, reference: str, *, display: dict[str, MetricDisplay] | None = None,
                policy: FailurePolicy = "complete-case", alpha: float = 0.05, reported: pd.DataFrame | None = None,
-               n_boot: int = 10_000, seed: int = 0) -> tuple[Table, pd.DataFrame]:
+               n_boot: int = 10_000, seed: int = 0, cluster: str | None = None) -> tuple[Table, pd.DataFrame]:
     """Table 1/2 style; returns the table and the comparisons behind its significance marks.
 
     ``display``: each family's label and digits (``LoadedRuns.display``); families without one show their name.
+    ``cluster``: a results column (``speaker_id``) for the clustered bootstrap and sign flips (see paired_stats).
     """
     display = display or {}
-    comparisons = compare_methods(results, reference, policy=policy, n_boot=n_boot, seed=seed, alpha=alpha)
+    comparisons = compare_methods(results, reference, policy=policy, n_boot=n_boot, seed=seed, alpha=alpha,
+                                  cluster=cluster)
     columns = _columns(results, display)
     directions = dict(results.groupby("metric")["direction"].first())
     blocks = []
@@ -181,6 +252,7 @@ def main_table(results: pd.DataFrame, reference: str, *, display: dict[str, Metr
                     continue
                 ok = own.loc[own["status"] == "ok", "value"]
                 cell = Cell(float(ok.mean()) if len(ok) else None, len(ok), own["pair_id"].nunique())
+                _seed_cell(cell, own)
                 hit = comparisons[(comparisons["split"] == split) & (comparisons["metric"] == metric)
                                   & (comparisons["method"] == method)] if len(comparisons) else comparisons
                 if len(hit) and bool(hit["significant"].iloc[0]):
@@ -195,28 +267,47 @@ def main_table(results: pd.DataFrame, reference: str, *, display: dict[str, Metr
         _rank(rows, columns, directions)
         blocks.append(Block(str(split), rows))
     family = int(comparisons["family_size"].iloc[0]) if len(comparisons) else 0
-    notes = [
-        f"† / ‡: significantly better / worse than {reference} (paired sign-flip permutation test, "
-        f"Holm-corrected over {family} comparisons = methods x metrics x splits, p < {alpha}).",
-        f"Failed samples: {policy} ({'pairs scored for both methods' if policy == 'complete-case' else 'a failed pair gets the worst value seen'}); "
-        "k/n beside a value = scored / all pairs when below 100%.",
-        "Bold: best, underlined: second best among measured methods (anchors and reported rows are not ranked).",
-    ]
+    notes = statistics_notes(reference, family, policy, alpha, n_boot, cluster, results)
+    notes.append("Bold: best, underlined: second best among measured methods (anchors and reported rows are not ranked).")
     if reported is not None:
         notes.append("Rows marked (reported) are numbers printed in the ID-LoRA paper, not measured here.")
     return Table("comparison", columns, directions, blocks, notes, **_format(display)), comparisons
 
 
+def anchor_separation(results: pd.DataFrame, floor: str, ceiling: str, alpha: float = 0.05) -> pd.DataFrame:
+    """Per (split, metric): is the ceiling significantly different from the floor? Paired t-test on the pairs scored
+    for both anchors (:func:`~idlora_bench.report.stats.paired_t_p_value`), Holm over every (split, metric).
+    Columns split, metric, n, mean_diff, p, p_holm, separated."""
+    ok = results[results["status"] == "ok"]
+    records = []
+    for (split, metric), rows in ok.groupby(["split", "metric"], sort=False):
+        table = rows.pivot_table(index="pair_id", columns="method", values="value", aggfunc="first")
+        if floor not in table.columns or ceiling not in table.columns:
+            continue
+        both = table[[floor, ceiling]].dropna()
+        diffs = (both[ceiling] - both[floor]).to_numpy(np.float64)
+        records.append({"split": split, "metric": metric, "n": len(diffs),
+                        "mean_diff": float(diffs.mean()) if len(diffs) else math.nan,
+                        "p": paired_t_p_value(diffs)})
+    frame = pd.DataFrame(records, columns=["split", "metric", "n", "mean_diff", "p"])
+    frame["p_holm"] = holm(frame["p"].to_numpy()) if len(frame) else []
+    frame["separated"] = frame["p_holm"] < alpha
+    return frame
+
+
 def calibration_table(results: pd.DataFrame, floor: str = "swap-speaker", ceiling: str = "gt",
-                      display: dict[str, MetricDisplay] | None = None) -> Table:
+                      display: dict[str, MetricDisplay] | None = None, alpha: float = 0.05) -> Table:
     """Where each method sits between the floor (0) and the ceiling (1) anchors, per metric and split:
-    ``(mean - floor mean) / (ceiling mean - floor mean)``; undefined when the anchors tie."""
+    ``(mean - floor mean) / (ceiling mean - floor mean)``; ``n/a`` when the anchors are not significantly different
+    on that metric (:func:`anchor_separation`): a position between two indistinguishable anchors is noise."""
     for anchor in (floor, ceiling):
         if anchor not in set(results["method"]):
             raise ValidationError(f"calibration needs the {anchor!r} run among the results")
     display = display or {}
     columns = _columns(results, display)
     means = (results[results["status"] == "ok"].groupby(["split", "method", "metric"])["value"].mean())
+    separation = anchor_separation(results, floor, ceiling, alpha)
+    separated = {(row.split, row.metric): bool(row.separated) for row in separation.itertuples()}
     blocks = []
     for split in dict.fromkeys(results["split"]):
         rows = []
@@ -227,12 +318,18 @@ def calibration_table(results: pd.DataFrame, floor: str = "swap-speaker", ceilin
                     low, high, value = (means[(split, name, metric)] for name in (floor, ceiling, method))
                 except KeyError:
                     continue
-                cells[metric] = Cell(None if math.isclose(high, low) else float((value - low) / (high - low)))
+                if not separated.get((split, metric), False) or math.isclose(high, low):
+                    cells[metric] = Cell(None, missing="n/a")
+                else:
+                    cells[metric] = Cell(float((value - low) / (high - low)))
             kind = "anchor" if method in (floor, ceiling) else "measured"
             rows.append(Row(method, kind, cells))
         blocks.append(Block(str(split), rows))
     notes = [f"0 = {floor} (floor), 1 = {ceiling} (ceiling), per metric: (mean - floor) / (ceiling - floor); "
-             "the direction of each metric is already in the anchors' order."]
+             "the direction of each metric is already in the anchors' order.",
+             f"n/a: {ceiling} and {floor} are not significantly different on that metric (paired t-test on the pairs "
+             f"scored for both, Holm over {len(separation)} metric x split tests, p >= {alpha}): the metric does not "
+             "separate the anchors there, so a position between them would be noise."]
     return Table("calibration", columns, {c: "higher" for c in columns}, blocks, notes,
                  digits={c: 2 for c in columns}, labels=_format(display)["labels"])
 
@@ -292,12 +389,14 @@ def sweep_table(loaded: LoadedRuns, parameter: str) -> Table:
 
 
 def as_frame(table: Table) -> pd.DataFrame:
-    """Long form: block, row, kind, metric, value, n_ok, n_pairs, rank, mark (what the CSV holds)."""
+    """Long form: block, row, kind, metric, value, n_ok, n_pairs, rank, mark, n_seeds, seed_sd, note (the CSV)."""
     records = []
     for block in table.blocks:
         for row in block.rows:
             for metric, cell in row.cells.items():
                 records.append({"block": block.title, "row": row.label, "kind": row.kind, "metric": metric,
                                 "value": np.nan if cell.value is None else cell.value, "n_ok": cell.n_ok,
-                                "n_pairs": cell.n_pairs, "rank": cell.rank, "mark": cell.mark})
+                                "n_pairs": cell.n_pairs, "rank": cell.rank, "mark": cell.mark,
+                                "n_seeds": cell.n_seeds, "seed_sd": np.nan if cell.seed_sd is None else cell.seed_sd,
+                                "note": cell.missing if cell.value is None else ""})
     return pd.DataFrame(records)
