@@ -72,6 +72,17 @@ class CascadeMethod(Method):
             entries.append((registry.what, name, description))
         return entries
 
+    @classmethod
+    def declared_weights(cls) -> tuple[Any, ...]:
+        """The weights cards of both parts (``bench models list|pull``); a part not importable here declares none."""
+        cards: list[Any] = []
+        for registry, name in ((TTS_PARTS, cls.tts_name), (VIDEO_PARTS, cls.video_name)):
+            try:
+                cards += registry.get(name).weights
+            except BenchError:
+                continue
+        return tuple(cards)
+
     def config(self) -> dict[str, Any]:
         transcripts = self.options.reference_transcripts
         return {

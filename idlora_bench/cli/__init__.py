@@ -223,7 +223,8 @@ def declared_weights() -> list[Any]:
                 entry = registry.get(name)
             except BenchError:
                 continue
-            for weights in getattr(entry, "weights", ()):
+            declared = getattr(entry, "declared_weights", None)  # composed methods gather their parts' cards
+            for weights in declared() if callable(declared) else getattr(entry, "weights", ()):
                 seen.setdefault(weights.name, weights)
     return list(seen.values())
 
