@@ -14,7 +14,7 @@ fi
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
   echo "setup: installing idlora-bench into .venv (about 2 minutes on a fresh machine)" >&2
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0 'setuptools<82'
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[offline,paper,reference,dev]'
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[offline,paper,reference,api,dev]'
   # Their declared dependencies would pull torchvision, triton, a CUDA torchaudio or an old click; what they import is in
   # the 'paper' and 'dev' extras above.
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt \
