@@ -164,3 +164,30 @@ def test_precomputed_folder_with_manifest_becomes_a_method_with_provenance(synth
     (folder / "manifest.yaml").write_text("system: x\n")
     with pytest.raises(ValidationError, match="version"):
         build_method("precomputed", path=str(folder))
+
+
+def test_table_shows_baselines_beside_idlora_smoke_marked_and_the_papers_rows(synth_split: Path,
+                                                                               tmp_path: Path) -> None:
+    """Smoke runs of ``idlora`` and two paper cascades, one real metric (speaker similarity, offline profile), tabled
+    with Table 1's printed hard-split rows placed beside this split."""
+    from idlora_bench.report import render, tables
+
+    runs = tmp_path / "runs" / "synth"
+    options = {"idlora": {"model": "tiny-random", "steps": 2},
+               "cosyvoice3+ltx": {"model": "tiny-random", "video.steps": 2, "video.max_frames": 25},
+               "cosyvoice3+wan2.2": {"model": "tiny-random"}}
+    folders = [runner.run(name, "synth", profile="offline", metrics=["speaker_similarity.resemblyzer"],
+                          out_dir=runs / name, method_options=opts).run_dir for name, opts in options.items()]
+    loaded = tables.load_runs(folders, allow_smoke=True)
+    paper = tables.load_reported("table1")
+    paper = paper[paper["split"] == "celebvhq-hard"].assign(split="synth")
+    table, _ = tables.main_table(loaded.results, "idlora", display=loaded.display, n_boot=200, reported=paper,
+                                 smoke=loaded.smoke_methods)
+    rows = {row.label: row for row in table.blocks[0].rows}
+    for measured in ("idlora (smoke)", "cosyvoice3+ltx (smoke)", "cosyvoice3+wan2.2 (smoke)"):
+        # every pair counted (tiny random audio has no speech: a recorded no_speech failure, shown as coverage)
+        assert rows[measured].cells["speaker_similarity"].n_pairs == len(load_split("synth").pairs), measured
+    assert rows["CosyVoice 3.0 + WAN2.2 (reported; cosyvoice3+wan2.2)"].cells["speaker_similarity"].value == 0.391
+    assert "Kling 2.6 Pro (reported; kling-2.6-pro)" in rows
+    markdown = render.to_markdown(table)
+    assert "cosyvoice3+wan2.2 (smoke)" in markdown and "(reported; idlora two_stage=true)" in markdown

@@ -145,10 +145,14 @@ def test_reported_rows_appear_marked_and_unranked() -> None:
     measured = _rows({"speaker_similarity": {"gt": [1.0] * 4, "m": [0.5] * 4}}, split="celebvhq-hard")
     table, _ = tables.main_table(measured, "gt", reported=tables.load_reported("table1"), n_boot=100)
     labels = {row.label: row for row in table.blocks[0].rows}
-    reported = labels["ID-LoRA (reported)"]
+    reported = labels["ID-LoRA (reported; idlora two_stage=true)"]  # paper name; the bench method reproducing it
     assert reported.kind == "reported" and reported.cells["speaker_similarity"].value == 0.477
     assert reported.cells["speaker_similarity"].rank is None
-    assert "*ID-LoRA (reported)*" in render.to_markdown(table)
+    assert labels["CosyVoice 3.0 + WAN2.2 (reported; cosyvoice3+wan2.2)"].kind == "reported"
+    assert "*ID-LoRA (reported; idlora two_stage=true)*" in render.to_markdown(table)
+    smoke_table, _ = tables.main_table(measured, "gt", n_boot=100, smoke={"m"})
+    assert [row.label for row in smoke_table.blocks[0].rows] == ["gt", "m (smoke)"]
+    assert any("(smoke)" in note for note in smoke_table.notes)
 
 
 def test_sweep_table_orders_runs_by_the_parameter(synth_split: Path, tmp_path: Path) -> None:

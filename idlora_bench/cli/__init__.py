@@ -135,7 +135,8 @@ def cmd_table(args: argparse.Namespace) -> int:
     if args.style == "main":
         table, comparisons = tables.main_table(loaded.results, args.against, display=loaded.display,
                                                policy=args.policy, alpha=args.alpha, reported=reported,
-                                               n_boot=args.n_boot, seed=args.seed, cluster=cluster)
+                                               n_boot=args.n_boot, seed=args.seed, cluster=cluster,
+                                               smoke=loaded.smoke_methods)
         written += render.write_all(table, out_dir, "table", formats)
         atomic_write_text(out_dir / "comparisons.csv", comparisons.to_csv(index=False))
         written.append(out_dir / "comparisons.csv")

@@ -108,6 +108,11 @@ class LoadedRuns:
     def display(self) -> dict[str, MetricDisplay]:
         return metric_display(self.manifests)
 
+    @property
+    def smoke_methods(self) -> set[str]:
+        """Methods with a run made with a smoke configuration (shown only with ``allow_smoke``)."""
+        return {m.method for m in self.manifests if m.smoke}
+
 
 def metric_display(manifests: list[RunManifest]) -> dict[str, MetricDisplay]:
     """Family -> label, digits and direction, in the column order of the first manifest naming each family."""
@@ -167,7 +172,21 @@ def load_reported(table: str) -> pd.DataFrame:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in REPORTED_DIR.glob("table*.csv")))
         raise ValidationError(f"no reported table {table!r} (known: {known})")
-    return pd.read_csv(path)
+    reported = pd.read_csv(path)
+    names = REPORTED_DIR / "methods.csv"  # paper row name -> the bench method (and options) that reproduces it
+    if names.is_file():
+        mapping = pd.read_csv(names, keep_default_na=False).rename(columns={"paper_method": "method"})
+        reported = reported.merge(mapping, on="method", how="left")
+    return reported
+
+
+def _reported_label(method: str, group: pd.DataFrame) -> str:
+    """``<paper name> (reported)``, with the bench method that reproduces the row when known."""
+    bench = group["bench_method"].iloc[0] if "bench_method" in group else None
+    if not isinstance(bench, str) or not bench:
+        return f"{method} (reported)"
+    options = group["options"].iloc[0] if "options" in group else ""
+    return f"{method} (reported; {bench}{' ' + options if isinstance(options, str) and options else ''})"
 
 
 # ------------------------------------------------------------------------------------------ tables
@@ -229,11 +248,13 @@ def statistics_notes(reference: str, family: int, policy: FailurePolicy, alpha: 
 
 def main_table(results: pd.DataFrame, reference: str, *, display: dict[str, MetricDisplay] | None = None,
                policy: FailurePolicy = "complete-case", alpha: float = 0.05, reported: pd.DataFrame | None = None,
-               n_boot: int = 10_000, seed: int = 0, cluster: str | None = None) -> tuple[Table, pd.DataFrame]:
+               n_boot: int = 10_000, seed: int = 0, cluster: str | None = None,
+               smoke: set[str] | frozenset[str] = frozenset()) -> tuple[Table, pd.DataFrame]:
     """Table 1/2 style; returns the table and the comparisons behind its significance marks.
 
     ``display``: each family's label and digits (``LoadedRuns.display``); families without one show their name.
     ``cluster``: a results column (``speaker_id``) for the clustered bootstrap and sign flips (see paired_stats).
+    ``smoke``: methods whose runs used a smoke configuration (``LoadedRuns.smoke_methods``): labelled ``(smoke)``.
     """
     display = display or {}
     comparisons = compare_methods(results, reference, policy=policy, n_boot=n_boot, seed=seed, alpha=alpha,
@@ -258,19 +279,23 @@ def main_table(results: pd.DataFrame, reference: str, *, display: dict[str, Metr
                 if len(hit) and bool(hit["significant"].iloc[0]):
                     cell.mark = "†" if bool(hit["better"].iloc[0]) else "‡"
                 cells[metric] = cell
-            rows.append(Row(method, kind, cells))
+            rows.append(Row(f"{method} (smoke)" if method in smoke else method, kind, cells))
         if reported is not None:
             for method, group in reported[reported["split"] == split].groupby("method", sort=False):
                 cells = {metric: Cell(float(v)) for metric, v in zip(group["metric"], group["value"])
                          if metric in directions}
-                rows.append(Row(f"{method} (reported)", "reported", cells))
+                rows.append(Row(_reported_label(str(method), group), "reported", cells))
         _rank(rows, columns, directions)
         blocks.append(Block(str(split), rows))
     family = int(comparisons["family_size"].iloc[0]) if len(comparisons) else 0
     notes = statistics_notes(reference, family, policy, alpha, n_boot, cluster, results)
     notes.append("Bold: best, underlined: second best among measured methods (anchors and reported rows are not ranked).")
     if reported is not None:
-        notes.append("Rows marked (reported) are numbers printed in the ID-LoRA paper, not measured here.")
+        notes.append("Rows marked (reported) are numbers printed in the ID-LoRA paper, not measured here; after the "
+                     "semicolon, the bench method (and options) that reproduces the row.")
+    if smoke:
+        notes.append("Rows marked (smoke) were made with tiny random or fake models: they test the pipeline, "
+                     "not the method.")
     return Table("comparison", columns, directions, blocks, notes, **_format(display)), comparisons
 
 
