@@ -39,7 +39,8 @@ class StoredSpeech:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created with its folder) for the block: one process at a time."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -76,7 +77,7 @@ class SpeechStore:
         folder = self.folder(tts)
         stem = f"{request.pair_id}-seed{seed}"
         wav, record_path = folder / f"{stem}.wav", folder / f"{stem}.json"
-        with _locked(folder / f"{stem}.lock"):
+        with file_lock(folder / f"{stem}.lock"):
             record = self._valid_record(wav, record_path)
             if record is not None:
                 self.reused += 1

@@ -31,7 +31,6 @@ policy is one; other 4xx fail at once. Licence: ElevenLabs terms of service (com
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import io
 import json
@@ -39,8 +38,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -50,6 +48,7 @@ from pydantic import Field, model_validator
 from baselines.audio_io import read_audio, write_wav
 from baselines.kling.client import RetryPolicy, Retryable, call_with_retries, parse_retry_after
 from baselines.parts import SpeechRequest, SpeechResult, TTSPart
+from baselines.speech_store import file_lock
 from baselines.tts.fake_speech import write_fake_speech
 from idlora_bench.core.errors import BenchError
 from idlora_bench.core.io import atomic_write_bytes, atomic_write_text, file_sha256
@@ -213,17 +212,6 @@ def reference_wav_bytes(reference_path: Path) -> bytes:
     return buffer.getvalue()
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 class ElevenLabs(TTSPart):
     """ElevenLabs instant voice clone + text-to-speech (``eleven_v3`` with audio tags by default)."""
 
@@ -371,7 +359,7 @@ class ElevenLabs(TTSPart):
         clip_sha = file_sha256(reference_path)
         cache_path = folder / VOICES_FILE
         keep = self.options.voice_policy == "keep"
-        with _locked(folder / f"{VOICES_FILE}.lock"):
+        with file_lock(folder / f"{VOICES_FILE}.lock"):
             cache = json.loads(cache_path.read_text()) if keep and cache_path.is_file() else {}
             entry = None if refresh else cache.get(clip_sha)
             details["voice_cloned_now"] = entry is None
