@@ -25,14 +25,15 @@ ALLOWED: dict[str, set[str]] = {
     "models": {"core", "data", "checkpoints"},
     "metrics": {"core", "data", "checkpoints", "models"},
     "methods": {"core", "data"},
-    "runner": {"core", "data", "checkpoints", "store", "report", "models", "metrics", "methods"},
+    "executors": {"core", "data", "checkpoints", "store", "metrics", "methods"},  # local metric-major + Ray actors
+    "runner": {"core", "data", "checkpoints", "store", "report", "models", "metrics", "methods", "executors"},
     "selftest": {"core", "data", "checkpoints", "models", "metrics"},  # real-weight checks of a profile
     "curation": {"core", "data", "checkpoints", "store", "models", "metrics"},  # build, import, check splits
     "human": {"core", "data", "store", "report"},  # human studies: pages, answer server, analysis
     # submission bundles, validation, re-scoring through the runner, the static site
     "leaderboard": {"core", "data", "checkpoints", "store", "report", "metrics", "methods", "runner"},
     "cli": {"core", "data", "checkpoints", "store", "report", "models", "metrics", "methods", "runner", "selftest",
-            "curation", "human", "leaderboard"},
+            "curation", "human", "leaderboard", "executors"},
     "compat": {"data"},  # idlora_bench/media.py and splits.py: import paths kept for this release
 }
 COMPAT_MODULES = {"idlora_bench.media", "idlora_bench.splits"}

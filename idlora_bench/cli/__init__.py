@@ -78,7 +78,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else runner.default_run_dir(args.split, method, args.seed, Path(args.runs_root))
         outcome = runner.run(method, args.split, profile=args.profile, seed=args.seed, out_dir=out,
                              data_root=args.data_root, cache_path=args.cache, device=args.device,
-                             metrics=args.metrics, method_options=options, progress=_progress)
+                             metrics=args.metrics, method_options=options, progress=_progress,
+                             executor=args.executor, ray_address=args.address,
+                             ray_num_gpus_per_generator=args.gpus_per_generator,
+                             ray_num_gpus_per_metric=args.gpus_per_metric, ray_generators=args.generators,
+                             one_metric_at_a_time=args.one_metric_at_a_time)
         summaries.append(outcome.summary)
         manifests.append(outcome.manifest)
         failures.append(outcome.results[outcome.results["status"] == "failed"])
@@ -95,7 +99,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     outcome = runner.score_outputs(Path(args.outputs), args.split, name=args.name, profile=args.profile,
                                    data_root=args.data_root, cache_path=args.cache, device=args.device,
                                    metrics=args.metrics, out_dir=Path(args.out) if args.out else None,
-                                   progress=_progress)
+                                   progress=_progress, executor=args.executor, ray_address=args.address,
+                                   ray_num_gpus_per_metric=args.gpus_per_metric,
+                                   one_metric_at_a_time=args.one_metric_at_a_time)
     err_console.print(f"results in {outcome.run_dir}")
     print_summary(outcome.summary, f"{args.split} split, profile {args.profile}", _display(outcome.manifest))
     _print_failures(outcome.results[outcome.results["status"] == "failed"])
@@ -339,11 +345,24 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-root", type=Path, help="media root of external splits ($IDLORA_BENCH_DATA)")
         p.add_argument("--cache", type=Path, help="feature cache file ($IDLORA_BENCH_CACHE)")
         p.add_argument("--device", default="cpu", help="torch device for metric models (cpu, cuda, cuda:1)")
+        p.add_argument("--executor", choices=["local", "ray"], default="local",
+                       help="where work runs: this process, or a Ray cluster (pip install -c constraints.txt "
+                       "ray==2.60.0)")
+        p.add_argument("--address", help="with --executor ray: auto (the cluster `ray start` made here) or HOST:PORT "
+                       "of its head node; default: start a local Ray instance")
+        p.add_argument("--gpus-per-metric", type=float, default=0.0, help="with --executor ray: GPUs per metric actor")
+        p.add_argument("--one-metric-at-a-time", action="store_true",
+                       help="score metric-major, one metric's model in memory at a time (peak GPU memory per metric "
+                       "in the counts)")
 
     run = sub.add_parser("run", help="generate (resumable) -> score -> summary")
     run.add_argument("--method", required=True, action="append", help="method name(s), comma-separated or repeated")
     scoring_options(run)
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--gpus-per-generator", type=float, default=0.0,
+                     help="with --executor ray: GPUs per generation actor")
+    run.add_argument("--generators", type=int, default=1,
+                     help="with --executor ray: generation actors (one model load each)")
     run.add_argument("--out", help="run folder (one method); default RUNS_ROOT/SPLIT/METHOD-seedN")
     run.add_argument("--runs-root", default="runs", help="where run folders go (default: runs)")
     run.add_argument("--model", help="method option 'model' (idlora / ltx-zeroshot: ltx-2, ltx-2.3, tiny-random or tiny-random-2.3)")
