@@ -48,7 +48,10 @@ def _isolated_imports(tmp_path: Path) -> Any:
     yield
     sys.path[:] = saved_path
     for name, module in list(sys.modules.items()):
-        origin = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", []) or []), None)
+        # read the module's own dict: getattr would run a lazy module's __getattr__ (transformers imports
+        # submodules, and their optional dependencies, on attribute access)
+        attributes = getattr(module, "__dict__", {})
+        origin = attributes.get("__file__") or next(iter(attributes.get("__path__") or []), None)
         if origin and Path(origin).resolve().is_relative_to(tmp_path.resolve()):
             del sys.modules[name]
 

@@ -6,6 +6,10 @@ insightface's default); keep the largest face by box area; ArcFace embedding (51
 112x112 by its 5 keypoints; average the raw embeddings of the frames with a face, then L2-normalise the
 mean; cosine between generated and target.
 
+The detections come from the file's shared face pass (:mod:`idlora_bench.models.face_track`): a frame detected
+for ``lip_motion.insightface`` (whose keyframes include these frames) is not detected again, and the other way
+round. The detection and embedding code is unchanged (same numbers as before the pass was shared).
+
 Unlike the authors' code, which silently drops a video without a detected face, frames without a face are
 listed in the details, and a file with no face in any sampled frame fails with ``no_face`` (a failure row,
 never a dropped sample or a 0.0).
@@ -22,6 +26,7 @@ from idlora_bench.core.types import Pair
 from idlora_bench.data.media import DecodedMedia, uniform_frame_indices
 from idlora_bench.metrics.base import Features, Metric, MetricInput, Score
 from idlora_bench.metrics.similarity import face_similarity_score, mean_then_normalise
+from idlora_bench.models.face_track import face_pass
 from idlora_bench.models.insightface_onnx import DET_10G, W600K_R50, BuffaloL
 
 
@@ -67,14 +72,13 @@ class FaceSimilarityArcFace(Metric):
     def extract(self, media: DecodedMedia) -> Features:
         all_frames = media.require_video()
         indices = self.frame_indices(len(all_frames))
-        frames = all_frames[indices]
+        faces = face_pass(all_frames).detections(all_frames, self._models, indices.tolist())
         embeddings, missing, scores = [], [], []
-        for index, frame in zip(indices.tolist(), frames):
-            face = self._models.largest_face(frame)
+        for index, face in zip(indices.tolist(), faces):
             if face is None:
                 missing.append(index)
                 continue
-            embeddings.append(self._models.embedding(frame, face))
+            embeddings.append(self._models.embedding(all_frames[index], face))
             scores.append(face.score)
         if not embeddings:
             raise SampleFailure(

@@ -19,11 +19,21 @@ Shapes and units: boxes ``(4,)`` float32 ``x1, y1, x2, y2`` in frame pixels; 5 k
 nose, mouth corners); ArcFace embedding ``(512,)`` float32, raw (not normalised); landmarks ``(68, 2)``
 float64 pixel ``(x, y)`` in the iBUG 300-W 68-point order (0-based: jaw 0-16, nose bridge 27-30, inner lips
 60-67), the ``z`` column of 1k3d68 dropped.
+
+Real resolution: SCRFD already sees the frame resized to ``det_size`` and 1k3d68 a 192x192 crop of 1.5 x the box
+side, so their cost does not grow with the frame. :class:`BuffaloL` is a
+:class:`~idlora_bench.models.face_track.FaceBackend`: the face pass detects on keyframes only (det_10g's graph
+has a batch axis of 1, so detection runs frame by frame) and :meth:`BuffaloL.landmarks_batch` runs 1k3d68 on many
+faces per onnxruntime call (its input has a free batch axis), with insightface's own crop and back-projection
+(``insightface/model_zoo/landmark.py:84-108`` ``Landmark.get``, insightface 2.1), equal to :meth:`BuffaloL.landmarks68`
+up to float rounding. The onnxruntime provider follows the metric's device (:func:`onnx_providers`: CUDA when
+asked for and present, else CPU).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -271,6 +281,8 @@ class BuffaloL:
         ctx_id = -1 if providers == ["CPUExecutionProvider"] else 0
         self.det_size = (int(det_size[0]), int(det_size[1]))
         self.det_thresh = float(det_thresh)
+        self.detector_key = f"scrfd:{Path(detector_path).resolve()}:{self.det_size}:{self.det_thresh}"
+        self.landmark_key: str | None = f"1k3d68:{Path(landmark_path).resolve()}" if landmark_path else None
 
         check_onnx_signature(Path(detector_path), DETECTOR_SIGNATURE, det_size=self.det_size)
         self.detector = _load_routed(
@@ -312,6 +324,10 @@ class BuffaloL:
             return None
         return max(faces, key=lambda face: face.area)  # max keeps the first of equal areas
 
+    def detect_largest(self, frames: Sequence[np.ndarray]) -> list[DetectedFace | None]:
+        """:meth:`largest_face` of each RGB frame (one detector call per frame: det_10g's batch axis is 1)."""
+        return [self.largest_face(rgb) for rgb in frames]
+
     # ------------------------------------------------------------------ per-face models
     def embedding(self, rgb: np.ndarray, face: DetectedFace) -> np.ndarray:
         """Raw ArcFace embedding ``(512,)`` float32 of the face aligned by its 5 keypoints (``norm_crop``)."""
@@ -325,3 +341,42 @@ class BuffaloL:
             raise RuntimeError("BuffaloL was built without the landmark model (1k3d68.onnx)")
         points = np.asarray(self.landmarker.get(to_bgr(rgb), face.insightface_face()), np.float64)
         return points[:, :2]
+
+    def landmarks_batch(self, frames: Sequence[np.ndarray], boxes: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """1k3d68 landmarks ``(N, 68, 2)`` float64 of the faces in ``boxes`` ``(N, 4)`` (x1, y1, x2, y2) of ``frames``.
+
+        Per face exactly insightface's ``Landmark.get`` (insightface 2.1 ``model_zoo/landmark.py:84-108``): centre of
+        the box, scale 192 / (1.5 x max(w, h)), ``face_align.transform`` (no rotation), ``blobFromImage`` (swapRB),
+        output ``(p + 1) x 96`` mapped back with the inverse transform; the crops go through onnxruntime
+        ``batch_size`` at a time. The crop is warped from the RGB frame and flipped to BGR afterwards (the warp is
+        per channel, so this equals warping the BGR frame) to avoid copying whole frames.
+        """
+        import cv2
+        from insightface.utils import face_align
+
+        if self.landmarker is None:
+            raise RuntimeError("BuffaloL was built without the landmark model (1k3d68.onnx)")
+        model = self.landmarker
+        size = int(model.input_size[0])
+        blobs, inverses = [], []
+        for rgb, box in zip(frames, np.asarray(boxes, np.float64).reshape(-1, 4)):
+            box = box.astype(np.float32)  # insightface's boxes are float32
+            width, height = box[2] - box[0], box[3] - box[1]
+            centre = (box[2] + box[0]) / 2, (box[3] + box[1]) / 2
+            crop, matrix = face_align.transform(rgb, centre, size, size / (max(width, height) * 1.5), 0)
+            bgr = np.ascontiguousarray(crop[:, :, ::-1])
+            blobs.append(cv2.dnn.blobFromImage(bgr, 1.0 / model.input_std, (size, size),
+                                               (model.input_mean,) * 3, swapRB=True))
+            inverses.append(cv2.invertAffineTransform(matrix))
+        if not blobs:
+            return np.zeros((0, 68, 2))
+        outputs = [model.session.run(model.output_names, {model.input_name: np.concatenate(blobs[i:i + batch_size])})[0]
+                   for i in range(0, len(blobs), batch_size)]
+        points = []
+        for pred, inverse in zip(np.concatenate(outputs), inverses):
+            pred = pred.reshape((-1, 3))[-model.lmk_num:].copy()
+            pred[:, 0:2] += 1
+            pred[:, 0:2] *= size // 2
+            pred[:, 2] *= size // 2
+            points.append(np.asarray(face_align.trans_points(pred, inverse), np.float64)[:, :2])
+        return np.stack(points)

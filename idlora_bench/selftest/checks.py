@@ -25,7 +25,8 @@ recordings, CPU; see ``tests/test_selftest.py``):
   of the 4 demo identities, 5 uniformly sampled frames, as is and under ``FACE_TRANSFORMS`` (horizontal mirror,
   brightness x0.8, 10% zoom crop, JPEG quality 50); same-identity pairs (10 per identity) against
   different-identity pairs (150). Measured (dlib): AUC 1.000, same >= 0.989 (mean 0.997), different <= 0.896
-  (mean 0.865), gap 0.132. dlib descriptors are compared with cosine here; their cosines are all high (they are
+  (mean 0.865), gap 0.133 (face metrics version 2; 0.132 with version 1). dlib descriptors are compared with
+  cosine here; their cosines are all high (they are
   trained for a Euclidean threshold of 0.6), hence a margin of 0.05, under half the measured gap; ArcFace-like
   models give gaps of 0.5 or more. The tiny random buffalo_l models measured AUC 0.576, gap 0.077: the AUC is
   what fails them (aligned crops of one photo stay pixel-similar under these transforms, so a gap alone is weak).
@@ -46,7 +47,8 @@ recordings, CPU; see ``tests/test_selftest.py``):
   matching text wins at least ``CLAP_MIN_WINS`` = 3 of the 4 cases (one miss allowed: CLAP is imperfect on
   synthetic voices). A random model wins each speech case with chance 1/4. Not measured here (no CLAP weights).
 - lip motion: (1) the first demo target's value minus the same first frame held still for ``LIP_STILL_FRAMES``
-  = 25 frames must be >= ``LIP_MIN_MARGIN`` = 1.0 (x100 units). Measured (dlib): 4.01 vs 0.00. (2) the per-frame
+  = 25 frames must be >= ``LIP_MIN_MARGIN`` = 1.0 (x100 units). Measured (dlib, version 2): 4.05 vs 0.00 (4.01
+  with version 1). (2) the per-frame
   mouth opening (``opening`` in the features) must follow the audio loudness (dBFS per video frame, floor -60):
   Pearson correlation >= ``LIP_MIN_CORRELATION`` = 0.3 at the best lag within +-``LIP_MAX_LAG_FRAMES`` = 2 frames
   (the demo's mouths are animated from the speech). Measured (dlib): 0.962 at lag +1 (0.954 at lag 0).
