@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from idlora_bench.core.plugins import load_plugins
@@ -26,6 +27,20 @@ def synth_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = make_synthetic_split(splits_root)
     monkeypatch.setenv("IDLORA_BENCH_SPLITS", str(splits_root))
     return directory
+
+
+@pytest.fixture(scope="session")
+def demo_offline_results(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """gt, still-reference and swap-speaker on the shipped demo split, ``offline`` profile, local executor: their
+    result rows (all methods in one frame), computed once per session and shared by the end-to-end and Ray tests."""
+    from idlora_bench import runner
+
+    root = tmp_path_factory.mktemp("demo")
+    frames = []
+    for method in ("gt", "still-reference", "swap-speaker"):
+        outcome = runner.run(method, "demo", profile="offline", out_dir=root / method, cache_path=root / "cache.sqlite")
+        frames.append(outcome.results)
+    return pd.concat(frames, ignore_index=True)
 
 
 @pytest.fixture(autouse=True)

@@ -11,18 +11,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from idlora_bench import runner
 from idlora_bench.data.splits import load_split, validate_split
 
 
-@pytest.fixture(scope="module")
-def demo_results(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
-    root = tmp_path_factory.mktemp("demo")
-    frames = []
-    for method in ("gt", "still-reference", "swap-speaker"):
-        outcome = runner.run(method, "demo", profile="offline", out_dir=root / method, cache_path=root / "cache.sqlite")
-        frames.append(outcome.results)
-    return pd.concat(frames, ignore_index=True)
+@pytest.fixture
+def demo_results(demo_offline_results: pd.DataFrame) -> pd.DataFrame:
+    """The session's local offline run of the three sanity methods on the demo (``conftest.demo_offline_results``)."""
+    return demo_offline_results
 
 
 def _values(results: pd.DataFrame, method: str, metric: str) -> pd.Series:

@@ -2,7 +2,7 @@
 one metric's model at a time, clear errors instead of a silent fall back.
 
 One local Ray instance for the module (2 CPUs, no GPU, no dashboard), shut down at the end. The fake profile runs
-on the synthetic split; one small ``offline`` check scores two demo pairs with two real metrics.
+on the synthetic split; the ``offline`` profile runs gt and still-reference on the whole demo split.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
 from conftest import FAKE_PLUGIN, REPO_ROOT
 
 from idlora_bench import runner
@@ -94,40 +93,18 @@ def test_ray_rows_equal_local_rows_fake_profile(synth_split: Path, tmp_path: Pat
         assert ray_db.execute(query).fetchall() == local_db.execute(query).fetchall()
 
 
-def _demo_pairs_split(root: Path, pair_ids: list[str], name: str = "demo-mini") -> None:
-    """A copy of the demo split with only ``pair_ids`` (and their media), registered through $IDLORA_BENCH_SPLITS."""
-    demo = load_split("demo")
-    pairs = [pair for pair in demo.pairs if pair.pair_id in pair_ids]
-    folder = root / name
-    for pair in pairs:
-        for clip in (pair.reference, pair.target):
-            (folder / clip.path).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(demo.media_path(clip), folder / clip.path)
-    (folder / "pairs.jsonl").write_text("".join(pair.model_dump_json() + "\n" for pair in pairs))
-    card = yaml.safe_load((demo.directory / "card.yaml").read_text())
-    kinds = {kind: sum(p.kind == kind for p in pairs) for kind in ("same-video", "cross-video")}
-    card.update(name=name, expected={"pairs": len(pairs), "speakers": len({p.speaker_id for p in pairs}),
-                                     "kinds": kinds})
-    (folder / "card.yaml").write_text(yaml.safe_dump(card))
-
-
 @needs_ray
-def test_ray_rows_equal_local_rows_offline_profile_on_demo_pairs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                  ray_address: str) -> None:
-    _demo_pairs_split(tmp_path / "splits", ["demo-00", "demo-02"])  # one target, two references
-    monkeypatch.setenv("IDLORA_BENCH_SPLITS", str(tmp_path / "splits"))
-    options = {"profile": "offline", "metrics": ["speaker_similarity", "face_similarity"]}
-    values = {}
+def test_ray_rows_equal_local_rows_offline_profile_on_the_demo_split(demo_offline_results: pd.DataFrame,
+                                                                     tmp_path: Path, ray_address: str) -> None:
+    """README command 1's job through Ray: generation and all four offline metrics on the 16 demo pairs, row for
+    row equal to the session's local run (``conftest.demo_offline_results``, its own videos and feature cache)."""
     for method in ("gt", "still-reference"):
-        on_ray = runner.run(method, "demo-mini", out_dir=tmp_path / "ray" / method, cache_path=tmp_path / "ray.sqlite",
-                            executor="ray", **options)
-        local = _local_on_same_videos(on_ray.run_dir, tmp_path / "local" / method, tmp_path / "local.sqlite", method,
-                                      split="demo-mini", **options)
-        pd.testing.assert_frame_equal(_rows(on_ray.results), _rows(local.results))
-        assert len(on_ray.results) == 4 and set(on_ray.results["status"]) == {"ok"}
-        values[method] = on_ray.results.set_index(["pair_id", "metric"])["value"]
-    assert (values["gt"] > 0.999).all()  # the target against itself, computed on Ray
-    assert (values["still-reference"] < values["gt"]).any()
+        on_ray = runner.run(method, "demo", profile="offline", out_dir=tmp_path / method,
+                            cache_path=tmp_path / "ray.sqlite", executor="ray")
+        assert on_ray.counts["generated"] == len(load_split("demo").pairs)
+        local = demo_offline_results[demo_offline_results["method"] == method]
+        assert len(local) == 4 * len(load_split("demo").pairs) and set(local["status"]) == {"ok"}
+        pd.testing.assert_frame_equal(_rows(on_ray.results), _rows(local))
 
 
 DRIVER = textwrap.dedent("""
