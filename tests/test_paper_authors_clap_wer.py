@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import assert_cache_round_trip, constructed_media, make_pair
+from tiny_weights import CallRecorder, cards_for, write_tiny_clap
 
-from idlora_bench.checkpoints.weights import MODELS_ENV, WeightsFile
+from idlora_bench.checkpoints.weights import MODELS_ENV
 from idlora_bench.core.errors import BenchError, SampleFailure, WeightsError
-from idlora_bench.core.io import file_sha256
 from idlora_bench.data.media import DecodedMedia
 from idlora_bench.metrics import clap_htsat_unfused, clap_htsat_unfused_authors, wer_whisper_large_v3_authors
 from idlora_bench.metrics.clap_env_htsat_unfused_authors import ClapEnvAuthors
@@ -52,27 +52,6 @@ def _speechlike(seconds: float, rate: int) -> np.ndarray:
     t = np.arange(round(seconds * rate)) / rate
     carrier = np.sin(2 * np.pi * (180 + 60 * np.sin(2 * np.pi * 0.7 * t)) * t)
     return (0.3 * carrier * (0.6 + 0.4 * np.sin(2 * np.pi * 3.0 * t))).astype(np.float32)
-
-
-def _cards(store: Path, model: str, files: list[str]) -> tuple[WeightsFile, ...]:
-    """Cards for tiny files already in ``<store>/<model>/``, with their real sha256."""
-    return tuple(WeightsFile(model=model, file=file, source=f"url:https://example.invalid/{file}",
-                             sha256=file_sha256(store / model / file), licence="test") for file in files)
-
-
-class _Recorder:
-    """Wraps the feature extractor: records the waveforms and keyword arguments of each call and its output."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner, self.calls = inner, []
-
-    def __call__(self, raw: Any, **kwargs: Any) -> Any:
-        out = self.inner(raw, **kwargs)
-        self.calls.append({"raw": [np.asarray(w) for w in raw], "kwargs": kwargs, "out": out})
-        return out
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 # ============================================================================ (a) the authors' normaliser + jiwer
@@ -236,66 +215,17 @@ def test_clap_audio_path_drops_energy_above_8khz_and_matches_the_authors_steps(t
 # ============================================================================ CLAP: tiny model, hub layout
 CLAP_MODEL = clap_htsat_unfused.MODEL
 TEXT_POSITIONS = 160  # RoBERTa positions of the tiny text tower: 158 tokens fit (the real model: 514 -> 512)
-TOKENIZER_MERGES = [("\u0120", "a"), ("t", "h")]
-
-
-def _tiny_tokenizer() -> tuple[Any, dict[str, int]]:
-    """A byte-level RoBERTa tokenizer with two merges (so ~1 token per character)."""
-    from tokenizers.pre_tokenizers import ByteLevel
-    from transformers import RobertaTokenizer
-
-    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
-    for token in [*sorted(ByteLevel.alphabet()), "\u0120a", "th", "<mask>"]:
-        vocab[token] = len(vocab)
-    return RobertaTokenizer(vocab=vocab, merges=list(TOKENIZER_MERGES)), vocab
-
-
-def _write_tiny_clap(folder: Path) -> None:
-    """A seeded tiny ClapModel in the laion/clap-htsat-unfused file layout, with room for texts > 77 tokens."""
-    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel
-
-    folder.mkdir(parents=True, exist_ok=True)
-    config = ClapConfig(
-        text_config={"vocab_size": 300, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-                     "intermediate_size": 32, "max_position_embeddings": TEXT_POSITIONS, "projection_dim": 8},
-        audio_config={"spec_size": 256, "patch_size": 4, "patch_stride": (4, 4), "patch_embeds_hidden_size": 8,
-                      "hidden_size": 16, "depths": [1, 1], "num_attention_heads": [2, 2], "window_size": 4,
-                      "num_mel_bins": 64, "projection_dim": 8, "enable_fusion": False},
-        projection_dim=8)
-    torch.manual_seed(0)
-    model = ClapModel(config).eval()
-    config.save_pretrained(folder)
-    torch.save(dict(model.state_dict()), folder / "pytorch_model.bin")
-    ClapFeatureExtractor(feature_size=64, sampling_rate=48_000, hop_length=480, max_length_s=10,
-                         fft_window_size=1024, frequency_min=50, frequency_max=14_000,
-                         truncation="rand_trunc", padding="repeatpad").save_pretrained(folder)
-    tokenizer, vocab = _tiny_tokenizer()
-    scratch = folder / "_tok"
-    tokenizer.save_pretrained(scratch)
-    shutil.move(scratch / "tokenizer.json", folder / "tokenizer.json")
-    shutil.rmtree(scratch)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in TOKENIZER_MERGES))
-    specials = {"bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>", "mask_token": "<mask>",
-                "pad_token": "<pad>", "sep_token": "</s>", "unk_token": "<unk>"}
-    (folder / "special_tokens_map.json").write_text(json.dumps(specials))
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        **specials, "add_prefix_space": False, "errors": "replace", "model_max_length": 512,
-        "processor_class": "ClapProcessor", "tokenizer_class": "RobertaTokenizer", "trim_offsets": True}))
-    assert sorted(p.name for p in folder.iterdir()) == sorted(clap_htsat_unfused.HUB_FILES)
-
-
 @pytest.fixture(scope="module")
 def clap_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = tmp_path_factory.mktemp("models")
-    _write_tiny_clap(store / CLAP_MODEL)
+    write_tiny_clap(store / CLAP_MODEL, text_positions=TEXT_POSITIONS)
     return store
 
 
 @pytest.fixture
 def clap_cards(clap_store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv(MODELS_ENV, str(clap_store))
-    cards = _cards(clap_store, CLAP_MODEL, list(clap_htsat_unfused.HUB_FILES))
+    cards = cards_for(clap_store, CLAP_MODEL, list(clap_htsat_unfused.HUB_FILES))
     for cls in (ClapAdherence, ClapAuthors):  # the env and style variants inherit ClapAuthors.weights
         monkeypatch.setattr(cls, "weights", cards)
     return clap_store / CLAP_MODEL
@@ -309,7 +239,7 @@ def clap(clap_cards: Path) -> ClapAuthors:
 
 
 def test_clap_authors_extractor_input_is_the_authors_audio(clap: ClapAuthors, monkeypatch: pytest.MonkeyPatch) -> None:
-    recorder = _Recorder(clap._extractor)
+    recorder = CallRecorder(clap._extractor)
     monkeypatch.setattr(clap, "_extractor", recorder)
     audio = np.stack([_speechlike(4.84, 24_000), _tone(12_000, 4.84, 24_000, 0.1)])
     features = clap.extract(constructed_media(None, audio, 24_000))
@@ -523,7 +453,7 @@ def whisper_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _use_whisper(monkeypatch: pytest.MonkeyPatch, store: Path) -> None:
     monkeypatch.setenv(MODELS_ENV, str(store))
     monkeypatch.setattr(WerWhisperAuthors, "weights",
-                        _cards(store, WHISPER_MODEL, list(wer_whisper_large_v3_authors.HUB_FILES)))
+                        cards_for(store, WHISPER_MODEL, list(wer_whisper_large_v3_authors.HUB_FILES)))
 
 
 def _spy_generate(model: Any, calls: list[dict[str, Any]]) -> None:

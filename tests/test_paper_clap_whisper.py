@@ -8,8 +8,6 @@ the ``laion/clap-htsat-unfused`` hub folder layout with a pickled ``pytorch_mode
 from __future__ import annotations
 
 import dataclasses
-import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +15,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import assert_cache_round_trip, constructed_media, make_pair
+from tiny_weights import CallRecorder, cards_for, write_tiny_clap
 
 import idlora_bench.data.media as media_module
-from idlora_bench.checkpoints.weights import MODELS_ENV, WeightsFile
+from idlora_bench.checkpoints.weights import MODELS_ENV
 from idlora_bench.core.errors import SampleFailure, WeightsError
 from idlora_bench.core.io import file_sha256
 from idlora_bench.data.media import DecodedMedia, resample_audio
@@ -46,15 +45,6 @@ def _speechlike(seconds: float, rate: int) -> np.ndarray:
     t = np.arange(int(round(seconds * rate))) / rate
     carrier = np.sin(2 * np.pi * (180 + 60 * np.sin(2 * np.pi * 0.7 * t)) * t)
     return (0.3 * carrier * (0.6 + 0.4 * np.sin(2 * np.pi * 3.0 * t))).astype(np.float32)
-
-
-def _cards(store: Path, model: str, files: list[str]) -> tuple[WeightsFile, ...]:
-    """Cards for tiny files already in ``<store>/<model>/``, with their real sha256."""
-    return tuple(
-        WeightsFile(model=model, file=file, source=f"url:https://example.invalid/{file}",
-                    sha256=file_sha256(store / model / file), licence="test")
-        for file in files
-    )
 
 
 # ============================================================================ WER: known answers (no model)
@@ -147,7 +137,7 @@ def whisper_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _use_whisper_file(monkeypatch: pytest.MonkeyPatch, store: Path, file: str = "large-v3.pt") -> None:
     monkeypatch.setenv(MODELS_ENV, str(store))
-    monkeypatch.setattr(WerWhisper, "weights", _cards(store, "whisper-large-v3", [file]))
+    monkeypatch.setattr(WerWhisper, "weights", cards_for(store, "whisper-large-v3", [file]))
 
 
 def test_whisper_transcription_equals_openai_whisper_decode(whisper_store: Path,
@@ -322,7 +312,7 @@ def test_whisper_checkpoint_with_a_wrong_key_is_refused(whisper_store: Path, mon
 
 def test_whisper_wrong_sha256_is_refused(whisper_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(MODELS_ENV, str(whisper_store))
-    card = dataclasses.replace(_cards(whisper_store, "whisper-large-v3", ["large-v3.pt"])[0], sha256="f" * 64)
+    card = dataclasses.replace(cards_for(whisper_store, "whisper-large-v3", ["large-v3.pt"])[0], sha256="f" * 64)
     monkeypatch.setattr(WerWhisper, "weights", (card,))
     with pytest.raises(WeightsError, match="has sha256 .* expected f{64}.*bench models pull whisper-large-v3"):
         WerWhisper().load()
@@ -348,83 +338,16 @@ def test_load_whisper_checkpoint_rejects_a_non_checkpoint(tmp_path: Path) -> Non
 
 # ============================================================================ CLAP: tiny model, hub layout
 CLAP_MODEL = clap_htsat_unfused.MODEL
-TOKENIZER_MERGES = [("Ġ", "a"), ("t", "h")]
-
-
-def _tiny_tokenizer() -> tuple[Any, dict[str, int]]:
-    from tokenizers.pre_tokenizers import ByteLevel
-    from transformers import RobertaTokenizer
-
-    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
-    for token in [*sorted(ByteLevel.alphabet()), "Ġa", "th", "<mask>"]:
-        vocab[token] = len(vocab)
-    return RobertaTokenizer(vocab=vocab, merges=list(TOKENIZER_MERGES)), vocab
-
-
-def _write_tiny_clap(folder: Path, state_edit: Any = None) -> None:
-    """A seeded tiny ClapModel in the laion/clap-htsat-unfused file layout (pytorch_model.bin, 2023 tokenizer files)."""
-    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel
-
-    folder.mkdir(parents=True, exist_ok=True)
-    config = ClapConfig(
-        text_config=dict(vocab_size=300, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=32, max_position_embeddings=90, projection_dim=8),
-        audio_config=dict(spec_size=256, patch_size=4, patch_stride=(4, 4), patch_embeds_hidden_size=8,
-                          hidden_size=16, depths=[1, 1], num_attention_heads=[2, 2], window_size=4,
-                          num_mel_bins=64, projection_dim=8, enable_fusion=False),
-        projection_dim=8)
-    torch.manual_seed(0)
-    model = ClapModel(config).eval()
-    config.save_pretrained(folder)
-    state = dict(model.state_dict())
-    if state_edit is not None:
-        state_edit(state)
-    torch.save(state, folder / "pytorch_model.bin")
-    # the hub repo's preprocessor config: unfused -> rand_trunc, 50 Hz - 14 kHz, 48 kHz, 10 s
-    ClapFeatureExtractor(feature_size=64, sampling_rate=48_000, hop_length=480, max_length_s=10,
-                         fft_window_size=1024, frequency_min=50, frequency_max=14_000,
-                         truncation="rand_trunc", padding="repeatpad").save_pretrained(folder)
-    tokenizer, vocab = _tiny_tokenizer()
-    scratch = folder / "_tok"
-    tokenizer.save_pretrained(scratch)
-    shutil.move(scratch / "tokenizer.json", folder / "tokenizer.json")
-    shutil.rmtree(scratch)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in TOKENIZER_MERGES))
-    specials = {"bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>", "mask_token": "<mask>",
-                "pad_token": "<pad>", "sep_token": "</s>", "unk_token": "<unk>"}
-    (folder / "special_tokens_map.json").write_text(json.dumps(specials))
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        **specials, "add_prefix_space": False, "errors": "replace", "model_max_length": 512,
-        "processor_class": "ClapProcessor", "tokenizer_class": "RobertaTokenizer", "trim_offsets": True}))
-    assert sorted(p.name for p in folder.iterdir()) == sorted(clap_htsat_unfused.HUB_FILES)
-
-
 @pytest.fixture(scope="module")
 def clap_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = tmp_path_factory.mktemp("models")
-    _write_tiny_clap(store / CLAP_MODEL)
+    write_tiny_clap(store / CLAP_MODEL)
     return store
 
 
 def _use_clap_store(monkeypatch: pytest.MonkeyPatch, store: Path) -> None:
     monkeypatch.setenv(MODELS_ENV, str(store))
-    monkeypatch.setattr(ClapAdherence, "weights", _cards(store, CLAP_MODEL, list(clap_htsat_unfused.HUB_FILES)))
-
-
-class _Recorder:
-    """Wraps the feature extractor: records the waveforms and sampling rate of each call and its output."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner, self.calls = inner, []
-
-    def __call__(self, raw: Any, **kwargs: Any) -> Any:
-        out = self.inner(raw, **kwargs)
-        self.calls.append({"raw": [np.asarray(w) for w in raw], "kwargs": kwargs, "out": out})
-        return out
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+    monkeypatch.setattr(ClapAdherence, "weights", cards_for(store, CLAP_MODEL, list(clap_htsat_unfused.HUB_FILES)))
 
 
 @pytest.fixture
@@ -475,7 +398,7 @@ def test_clap_windows_and_text_cache(clap: ClapAdherence, monkeypatch: pytest.Mo
     assert window_starts(480_001) == [0, 1]
     assert window_starts(25 * 48_000) == [0, 360_000, 720_000]  # 3 windows of 10 s covering 25 s
 
-    recorder = _Recorder(clap._extractor)
+    recorder = CallRecorder(clap._extractor)
     monkeypatch.setattr(clap, "_extractor", recorder)
     clap.extract(constructed_media(None, _speechlike(25.0, 48_000), 48_000))
     assert [len(w) for w in recorder.calls[0]["raw"]] == [480_000] * 3  # never more than 10 s per window
@@ -499,7 +422,7 @@ def test_clap_resamples_from_the_native_rate_straight_to_48k(clap: ClapAdherence
         return resample_audio(audio, from_rate, to_rate)
 
     monkeypatch.setattr(media_module, "resample_audio", spy)
-    recorder = _Recorder(clap._extractor)
+    recorder = CallRecorder(clap._extractor)
     monkeypatch.setattr(clap, "_extractor", recorder)
     clap.extract(constructed_media(None, np.stack([_speechlike(5.0, 44_100)] * 2), 44_100))
     assert calls == [(44_100, 48_000)]  # one step, no 16 kHz detour
@@ -508,7 +431,7 @@ def test_clap_resamples_from_the_native_rate_straight_to_48k(clap: ClapAdherence
 
 
 def test_clap_a_12khz_tone_reaches_the_model(clap: ClapAdherence, monkeypatch: pytest.MonkeyPatch) -> None:
-    recorder = _Recorder(clap._extractor)
+    recorder = CallRecorder(clap._extractor)
     monkeypatch.setattr(clap, "_extractor", recorder)
     tone = _tone(12_000, 3.0, 48_000)
     clap.extract(constructed_media(None, tone, 48_000))
@@ -535,7 +458,7 @@ def test_clap_no_audio_fails() -> None:
 ])
 def test_clap_checkpoint_with_a_wrong_key_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      edit: Any, message: str) -> None:
-    _write_tiny_clap(tmp_path / CLAP_MODEL, state_edit=edit)
+    write_tiny_clap(tmp_path / CLAP_MODEL, state_edit=edit)
     _use_clap_store(monkeypatch, tmp_path)
     with pytest.raises(WeightsError, match=message):
         ClapAdherence().load()
@@ -546,7 +469,7 @@ def test_clap_real_cards_load_with_recorded_checksums(tmp_path: Path, monkeypatc
     from idlora_bench.checkpoints.weights import record_checksum
 
     monkeypatch.setenv(MODELS_ENV, str(tmp_path))
-    _write_tiny_clap(tmp_path / CLAP_MODEL)
+    write_tiny_clap(tmp_path / CLAP_MODEL)
     with pytest.raises(WeightsError, match="no recorded checksum"):
         ClapAdherence().load()
     for file in clap_htsat_unfused.HUB_FILES:

@@ -11,6 +11,7 @@ weights cards (monkeypatched) at their sha256.
 - Face (insightface buffalo_l ONNX): :func:`tiny_scrfd`, :func:`tiny_arcface`, :func:`tiny_landmark`,
   :func:`install_tiny_buffalo`. The tiny detector finds only uniform squares of set red values (see
   :func:`tiny_scrfd`), never a real face.
+- CLAP (laion/clap-htsat-unfused, transformers format): :func:`write_tiny_clap`.
 - SyncNet v2 + S3FD (released torch pickles): :func:`random_syncnet_state`, :func:`random_s3fd_state`,
   :func:`save_like_release`, :func:`write_random_syncnet_store`, :func:`use_random_syncnet_cards`.
 """
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+import shutil
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ import torch
 
 from idlora_bench.checkpoints.weights import MODELS_ENV, WeightsFile
 from idlora_bench.core.io import file_sha256
+from idlora_bench.metrics import clap_htsat_unfused
 from idlora_bench.metrics.face_similarity_arcface import FaceSimilarityArcFace
 from idlora_bench.metrics.lip_motion_insightface import LipMotionInsightFace
 from idlora_bench.metrics.lse_d_syncnet import LipSyncSyncNet
@@ -358,3 +362,84 @@ def use_random_syncnet_cards(store: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
              syncnet_card(sn.S3FD_FACE, folder / sn.S3FD_FACE.file))
     monkeypatch.setattr(LipSyncSyncNet, "weights", cards)
     return store
+
+
+# ------------------------------------------------------------------------------------------------ CLAP
+TOKENIZER_MERGES = [("Ġ", "a"), ("t", "h")]
+
+
+def _tiny_tokenizer() -> tuple[Any, dict[str, int]]:
+    """A byte-level RoBERTa tokenizer with two merges (so ~1 token per character)."""
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import RobertaTokenizer
+
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for token in [*sorted(ByteLevel.alphabet()), "Ġa", "th", "<mask>"]:
+        vocab[token] = len(vocab)
+    return RobertaTokenizer(vocab=vocab, merges=list(TOKENIZER_MERGES)), vocab
+
+
+def write_tiny_clap(folder: Path, state_edit: Any = None, text_positions: int = 90) -> None:
+    """A seeded tiny ClapModel in the laion/clap-htsat-unfused file layout (pytorch_model.bin, 2023 tokenizer files).
+
+    ``text_positions``: RoBERTa positions of the tiny text tower (``text_positions - 2`` tokens fit; the real model
+    has 514 -> 512); ``state_edit`` edits the state dict in place before it is saved (to break the checkpoint).
+    """
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel
+
+    folder.mkdir(parents=True, exist_ok=True)
+    config = ClapConfig(
+        text_config=dict(vocab_size=300, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32, max_position_embeddings=text_positions, projection_dim=8),
+        audio_config=dict(spec_size=256, patch_size=4, patch_stride=(4, 4), patch_embeds_hidden_size=8,
+                          hidden_size=16, depths=[1, 1], num_attention_heads=[2, 2], window_size=4,
+                          num_mel_bins=64, projection_dim=8, enable_fusion=False),
+        projection_dim=8)
+    torch.manual_seed(0)
+    model = ClapModel(config).eval()
+    config.save_pretrained(folder)
+    state = dict(model.state_dict())
+    if state_edit is not None:
+        state_edit(state)
+    torch.save(state, folder / "pytorch_model.bin")
+    # the hub repo's preprocessor config: unfused -> rand_trunc, 50 Hz - 14 kHz, 48 kHz, 10 s
+    ClapFeatureExtractor(feature_size=64, sampling_rate=48_000, hop_length=480, max_length_s=10,
+                         fft_window_size=1024, frequency_min=50, frequency_max=14_000,
+                         truncation="rand_trunc", padding="repeatpad").save_pretrained(folder)
+    tokenizer, vocab = _tiny_tokenizer()
+    scratch = folder / "_tok"
+    tokenizer.save_pretrained(scratch)
+    shutil.move(scratch / "tokenizer.json", folder / "tokenizer.json")
+    shutil.rmtree(scratch)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in TOKENIZER_MERGES))
+    specials = {"bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>", "mask_token": "<mask>",
+                "pad_token": "<pad>", "sep_token": "</s>", "unk_token": "<unk>"}
+    (folder / "special_tokens_map.json").write_text(json.dumps(specials))
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        **specials, "add_prefix_space": False, "errors": "replace", "model_max_length": 512,
+        "processor_class": "ClapProcessor", "tokenizer_class": "RobertaTokenizer", "trim_offsets": True}))
+    assert sorted(p.name for p in folder.iterdir()) == sorted(clap_htsat_unfused.HUB_FILES)
+
+
+# ------------------------------------------------------------------------------------------------ shared helpers
+def cards_for(store: Path, model: str, files: list[str]) -> tuple[WeightsFile, ...]:
+    """Weights cards for tiny files already in ``<store>/<model>/``, with their real sha256."""
+    return tuple(WeightsFile(model=model, file=file, source=f"url:https://example.invalid/{file}",
+                             sha256=file_sha256(store / model / file), licence="test") for file in files)
+
+
+class CallRecorder:
+    """Wraps a callable (e.g. a metric's feature extractor): records the inputs, keyword arguments and output of
+    each call in :attr:`calls` and forwards every other attribute to the wrapped object."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.calls = inner, []
+
+    def __call__(self, raw: Any, **kwargs: Any) -> Any:
+        out = self.inner(raw, **kwargs)
+        self.calls.append({"raw": [np.asarray(w) for w in raw], "kwargs": kwargs, "out": out})
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)

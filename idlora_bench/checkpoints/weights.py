@@ -27,6 +27,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from idlora_bench.core.errors import WeightsError
 from idlora_bench.core.io import file_sha256
@@ -173,3 +174,29 @@ def cached_sha256(path: Path) -> str:
 @lru_cache(maxsize=256)
 def _sha256_memo(path: str, size: int, mtime_ns: int) -> str:
     return file_sha256(path)
+
+
+def refuse_inexact_load(info: dict[str, Any], where: str, model_class: str) -> None:
+    """Raise WeightsError unless transformers' ``output_loading_info`` shows an exact key and shape match.
+
+    ``info``: the loading info of ``from_pretrained(..., output_loading_info=True, ignore_mismatched_sizes=True)``
+    (``ignore_mismatched_sizes`` only so that shape mismatches come back by key here instead of as one exception);
+    ``where``: the weights folder named in the message; ``model_class``: the transformers class that loaded them.
+    """
+    problems = {
+        "missing keys": sorted(info.get("missing_keys", ())),
+        "unexpected keys": sorted(info.get("unexpected_keys", ())),
+        "shape mismatches": sorted(_shape_mismatch(entry) for entry in info.get("mismatched_keys", ())),
+        "errors": list(info.get("error_msgs", ())),
+    }
+    if any(problems.values()):
+        listed = "; ".join(f"{kind}: {', '.join(keys)}" for kind, keys in problems.items() if keys)
+        raise WeightsError(f"weights {where}: checkpoint does not match {model_class} exactly ({listed})")
+
+
+def _shape_mismatch(entry: Any) -> str:
+    """``"key (checkpoint shape) vs (model shape)"`` from a transformers ``mismatched_keys`` entry."""
+    if isinstance(entry, tuple) and len(entry) == 3:
+        key, checkpoint_shape, model_shape = entry
+        return f"{key} {tuple(checkpoint_shape)} vs {tuple(model_shape)}"
+    return str(entry)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from idlora_bench.checkpoints.weights import WeightsFile
+from idlora_bench.checkpoints.weights import WeightsFile, refuse_inexact_load
 from idlora_bench.core.errors import SampleFailure, WeightsError
 from idlora_bench.core.types import Pair
 from idlora_bench.data.media import DecodedMedia
@@ -139,15 +139,7 @@ class ClapAdherence(Metric):
             )
         except (OSError, RuntimeError, ValueError) as exc:
             raise WeightsError(f"weights {where}: transformers refused the checkpoint: {exc}") from exc
-        problems = {
-            "missing keys": sorted(info.get("missing_keys", ())),
-            "unexpected keys": sorted(info.get("unexpected_keys", ())),
-            "shape mismatches": sorted(_mismatch(entry) for entry in info.get("mismatched_keys", ())),
-            "errors": list(info.get("error_msgs", ())),
-        }
-        if any(problems.values()):
-            listed = "; ".join(f"{kind}: {', '.join(keys)}" for kind, keys in problems.items() if keys)
-            raise WeightsError(f"weights {where}: checkpoint does not match ClapModel exactly ({listed})")
+        refuse_inexact_load(info, where, "ClapModel")
         if model.config.audio_config.enable_fusion:
             raise WeightsError(f"weights {where}: a fusion CLAP model; this metric runs the unfused model only")
         processor = ClapProcessor.from_pretrained(folder, local_files_only=True)
@@ -219,14 +211,6 @@ class ClapAdherence(Metric):
                 "duration_s": float(generated["duration_s"]),
             },
         )
-
-
-def _mismatch(entry: Any) -> str:
-    """``"key (checkpoint shape) vs (model shape)"`` from a transformers ``mismatched_keys`` entry."""
-    if isinstance(entry, tuple) and len(entry) == 3:
-        key, checkpoint_shape, model_shape = entry
-        return f"{key} {tuple(checkpoint_shape)} vs {tuple(model_shape)}"
-    return str(entry)
 
 
 def _pooled(out: Any) -> Any:

@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from idlora_bench.checkpoints.weights import WeightsFile
+from idlora_bench.checkpoints.weights import WeightsFile, refuse_inexact_load
 from idlora_bench.core.errors import BenchError, SampleFailure, WeightsError
 from idlora_bench.core.types import Pair
 from idlora_bench.data.media import DecodedMedia
@@ -170,7 +170,7 @@ class WerWhisperAuthors(Metric):
             extractor = AutoFeatureExtractor.from_pretrained(folder, local_files_only=True)
         except (OSError, RuntimeError, ValueError) as exc:
             raise WeightsError(f"weights {where}: transformers refused the checkpoint: {exc}") from exc
-        _refuse_inexact(info, where)
+        refuse_inexact_load(info, where, "WhisperForConditionalGeneration")
         if extractor.sampling_rate != SAMPLE_RATE_HZ or extractor.n_samples != MAX_AUDIO_SAMPLES:
             raise WeightsError(f"weights {where}: feature extractor expects {extractor.sampling_rate} Hz and "
                                f"{extractor.n_samples} samples, this metric feeds {SAMPLE_RATE_HZ} Hz up to 30 s")
@@ -214,19 +214,3 @@ class WerWhisperAuthors(Metric):
         details = {"hypothesis": hypothesis, **rates, "silent": bool(generated["silent"]),
                    "peak": float(generated["peak"]), "duration_s": float(generated["duration_s"])}
         return Score(rates["wer"], details)
-
-
-def _refuse_inexact(info: dict[str, Any], where: str) -> None:
-    """Raise WeightsError unless transformers' loading info shows an exact key and shape match."""
-    from idlora_bench.metrics.clap_htsat_unfused import _mismatch
-
-    problems = {
-        "missing keys": sorted(info.get("missing_keys", ())),
-        "unexpected keys": sorted(info.get("unexpected_keys", ())),
-        "shape mismatches": sorted(_mismatch(entry) for entry in info.get("mismatched_keys", ())),
-        "errors": list(info.get("error_msgs", ())),
-    }
-    if any(problems.values()):
-        listed = "; ".join(f"{kind}: {', '.join(keys)}" for kind, keys in problems.items() if keys)
-        raise WeightsError(f"weights {where}: checkpoint does not match WhisperForConditionalGeneration exactly "
-                           f"({listed})")
